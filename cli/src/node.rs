@@ -1,0 +1,145 @@
+//! `airbloc node …`: calls on a running node over gRPC.
+
+use crate::{Failure, exit};
+use airbloc_proto::v1::{Role, StatusRequest, node_client::NodeClient};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// How to reach a node: its data dir (endpoint and token are read from `node.json` and
+/// `api.token` there), or an explicit endpoint and token file.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Connection {
+    /// Data dir of a local node.
+    #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// gRPC endpoint, e.g. http://127.0.0.1:9640 (default: from the data dir).
+    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL")]
+    pub grpc: Option<String>,
+    /// File holding the node's bearer token (default: from the data dir).
+    #[arg(long, env = "AIRBLOC_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Identity, roles, chain connection and uptime of a node.
+    Status(Connection),
+}
+
+#[derive(serde::Deserialize)]
+struct RuntimeInfo {
+    grpc_addr: String,
+    token_file: PathBuf,
+}
+
+impl Connection {
+    async fn channel(&self) -> Result<(tonic::transport::Channel, String), Failure> {
+        let runtime = match &self.datadir {
+            Some(dir) => {
+                let path = dir.join("node.json");
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Failure::new(
+                        exit::NODE_UNREACHABLE,
+                        format!(
+                            "no running node at {} ({e}) — is airblocd running with --datadir {}?",
+                            path.display(),
+                            dir.display()
+                        ),
+                    )
+                })?;
+                Some(
+                    serde_json::from_slice::<RuntimeInfo>(&bytes)
+                        .map_err(|e| Failure::new(exit::FAILED, format!("{} is not valid: {e}", path.display())))?,
+                )
+            }
+            None => None,
+        };
+        let endpoint = match (&self.grpc, &runtime) {
+            (Some(url), _) => url.clone(),
+            (None, Some(rt)) => format!("http://{}", rt.grpc_addr),
+            (None, None) => {
+                return Err(Failure::new(exit::USAGE, "give --datadir of a local node, or --grpc and --token-file"));
+            }
+        };
+        let token_file = match (&self.token_file, &runtime) {
+            (Some(f), _) => f.clone(),
+            (None, Some(rt)) => rt.token_file.clone(),
+            (None, None) => return Err(Failure::new(exit::USAGE, "give --token-file with the node's api.token")),
+        };
+        let token = std::fs::read_to_string(&token_file)
+            .map_err(|e| Failure::new(exit::USAGE, format!("cannot read token file {}: {e}", token_file.display())))?;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| Failure::new(exit::USAGE, format!("bad endpoint {endpoint}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit::NODE_UNREACHABLE,
+                    format!("cannot reach node at {endpoint}: {e} — is airblocd running?"),
+                )
+            })?;
+        Ok((channel, token.trim().to_owned()))
+    }
+}
+
+fn status_failure(status: tonic::Status) -> Failure {
+    let code = match status.code() {
+        tonic::Code::NotFound => exit::NOT_FOUND,
+        tonic::Code::Unavailable => exit::NODE_UNREACHABLE,
+        tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => exit::USAGE,
+        _ => exit::FAILED,
+    };
+    Failure::new(code, status.message().to_owned())
+}
+
+pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
+    match cmd {
+        NodeCommand::Status(conn) => {
+            let (channel, token) = conn.channel().await?;
+            let auth = airbloc_proto::bearer(&token)
+                .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+            let status = NodeClient::with_interceptor(channel, auth)
+                .status(StatusRequest {})
+                .await
+                .map_err(status_failure)?
+                .into_inner();
+            let roles: Vec<&str> = status
+                .roles
+                .iter()
+                .map(|r| match Role::try_from(*r) {
+                    Ok(Role::Provider) => "provider",
+                    Ok(Role::Consumer) => "consumer",
+                    Ok(Role::Keeper) => "keeper",
+                    Ok(Role::Bootnode) => "bootnode",
+                    _ => "unknown",
+                })
+                .collect();
+            if json {
+                let value = serde_json::json!({
+                    "version": status.version,
+                    "address": status.address,
+                    "peer_id": status.peer_id,
+                    "roles": roles,
+                    "chain_id": status.chain_id,
+                    "chain_connected": status.chain_connected,
+                    "chain_rpc_url": status.chain_rpc_url,
+                    "uptime_seconds": status.uptime_seconds,
+                });
+                println!("{value:#}");
+            } else {
+                let chain = match status.chain_id {
+                    Some(id) => format!("{id} ({})", if status.chain_connected { "connected" } else { "unreachable" }),
+                    None => "unknown (endpoint not reached yet)".to_owned(),
+                };
+                println!("version   {}", status.version);
+                println!("address   {}", status.address);
+                println!("peer id   {}", status.peer_id);
+                println!("roles     {}", if roles.is_empty() { "-".to_owned() } else { roles.join(", ") });
+                println!("chain     {chain} via {}", status.chain_rpc_url);
+                println!("uptime    {}s", status.uptime_seconds);
+            }
+            Ok(())
+        }
+    }
+}

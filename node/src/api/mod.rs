@@ -1,0 +1,73 @@
+//! The gRPC API.
+//!
+//! Services are thin: each holds a handle to node state and answers from it. Every service but
+//! health sits behind [`auth::TokenAuth`]. Standard gRPC health (`grpc.health.v1`) and
+//! reflection (v1 and v1alpha) are served.
+
+pub mod auth;
+mod node;
+
+pub use node::{NodeInfo, NodeService};
+
+use airbloc_proto::v1::node_server::NodeServer;
+use std::{future::Future, net::SocketAddr};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
+
+/// Errors starting the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot bind gRPC address {addr}: {source} — choose another with --api.grpc-addr")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, not yet serving, gRPC endpoint.
+#[derive(Debug)]
+pub struct BoundApi {
+    listener: TcpListener,
+    /// The address actually bound.
+    pub local_addr: SocketAddr,
+}
+
+/// Binds the gRPC address (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> Result<BoundApi, ApiError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| ApiError::Bind { addr, source })?;
+    let local_addr = listener.local_addr().map_err(|source| ApiError::Bind { addr, source })?;
+    Ok(BoundApi { listener, local_addr })
+}
+
+impl BoundApi {
+    /// Serves every service until `shutdown` resolves, then finishes in-flight calls.
+    pub async fn serve(
+        self,
+        node: NodeService,
+        auth: auth::TokenAuth,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ApiError> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<NodeServer<NodeService>>().await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airbloc_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airbloc_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        Server::builder()
+            .add_service(health_service)
+            .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+            .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
+            .add_service(InterceptedService::new(NodeServer::new(node), auth))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await?;
+        Ok(())
+    }
+}

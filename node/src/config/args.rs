@@ -1,0 +1,131 @@
+//! Command-line flags and `AIRBLOC_*` environment variables that override the config file.
+
+use super::{Config, Role};
+use clap::Args;
+use std::{net::SocketAddr, path::PathBuf};
+
+/// Settings that can be given as flags (or the environment variable named in `--help`).
+/// Every field is optional: only what is given overrides the file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML config file.
+    #[arg(long, short = 'c', env = "AIRBLOC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory: store, keystore, API token, lock file.
+    #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+
+    /// Roles to run, comma separated.
+    #[arg(long, env = "AIRBLOC_ROLES", value_delimiter = ',', value_name = "ROLE,...")]
+    pub roles: Option<Vec<Role>>,
+
+    /// Keystore file of the node key.
+    #[arg(long = "keystore.path", env = "AIRBLOC_KEYSTORE_PATH", value_name = "FILE", help_heading = "Keystore")]
+    pub keystore_path: Option<PathBuf>,
+
+    /// File holding the keystore password (else AIRBLOC_KEYSTORE_PASSWORD is read).
+    #[arg(
+        long = "keystore.password-file",
+        env = "AIRBLOC_KEYSTORE_PASSWORD_FILE",
+        value_name = "FILE",
+        help_heading = "Keystore"
+    )]
+    pub keystore_password_file: Option<PathBuf>,
+
+    /// Create a fresh node key if the keystore is missing.
+    #[arg(long = "keystore.create", env = "AIRBLOC_KEYSTORE_CREATE", value_name = "BOOL", help_heading = "Keystore")]
+    pub keystore_create: Option<bool>,
+
+    /// Chain JSON-RPC endpoint (http, https, ws, wss).
+    #[arg(long = "chain.rpc-url", env = "AIRBLOC_CHAIN_RPC_URL", value_name = "URL", help_heading = "Chain")]
+    pub chain_rpc_url: Option<String>,
+
+    /// deployment.json with the contract addresses.
+    #[arg(long = "chain.deployment", env = "AIRBLOC_CHAIN_DEPLOYMENT", value_name = "FILE", help_heading = "Chain")]
+    pub chain_deployment: Option<PathBuf>,
+
+    /// Confirmations before a transaction counts as final.
+    #[arg(long = "chain.confirmations", env = "AIRBLOC_CHAIN_CONFIRMATIONS", value_name = "N", help_heading = "Chain")]
+    pub chain_confirmations: Option<u64>,
+
+    /// libp2p listen multiaddr (repeatable).
+    #[arg(
+        long = "p2p.listen",
+        env = "AIRBLOC_P2P_LISTEN",
+        value_delimiter = ',',
+        value_name = "MULTIADDR",
+        help_heading = "P2P"
+    )]
+    pub p2p_listen: Option<Vec<String>>,
+
+    /// Bootnode multiaddr (repeatable).
+    #[arg(
+        long = "p2p.bootnodes",
+        env = "AIRBLOC_P2P_BOOTNODES",
+        value_delimiter = ',',
+        value_name = "MULTIADDR",
+        help_heading = "P2P"
+    )]
+    pub p2p_bootnodes: Option<Vec<String>>,
+
+    /// Discover peers on the local network with mDNS.
+    #[arg(long = "p2p.mdns", env = "AIRBLOC_P2P_MDNS", value_name = "BOOL", help_heading = "P2P")]
+    pub p2p_mdns: Option<bool>,
+
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long = "api.grpc-addr", env = "AIRBLOC_API_GRPC_ADDR", value_name = "ADDR", help_heading = "API")]
+    pub api_grpc_addr: Option<SocketAddr>,
+
+    /// Bearer token file for the gRPC API.
+    #[arg(long = "api.token-file", env = "AIRBLOC_API_TOKEN_FILE", value_name = "FILE", help_heading = "API")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics.
+    #[arg(long = "metrics.enabled", env = "AIRBLOC_METRICS_ENABLED", value_name = "BOOL", help_heading = "Metrics")]
+    pub metrics_enabled: Option<bool>,
+
+    /// Metrics listen address.
+    #[arg(long = "metrics.addr", env = "AIRBLOC_METRICS_ADDR", value_name = "ADDR", help_heading = "Metrics")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Log filter directives (RUST_LOG wins when set).
+    #[arg(long = "log.filter", env = "AIRBLOC_LOG_FILTER", value_name = "DIRECTIVES", help_heading = "Logging")]
+    pub log_filter: Option<String>,
+
+    /// Log one JSON object per line.
+    #[arg(long = "log.json", env = "AIRBLOC_LOG_JSON", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Logging")]
+    pub log_json: Option<bool>,
+}
+
+impl ConfigArgs {
+    /// Overrides `config` with every setting given here.
+    pub fn apply(&self, config: &mut Config) {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *target = v.clone();
+            }
+        }
+        set(&mut config.datadir, &self.datadir);
+        set(&mut config.roles, &self.roles);
+        set(&mut config.keystore.path, &self.keystore_path);
+        if self.keystore_password_file.is_some() {
+            config.keystore.password_file = self.keystore_password_file.clone();
+        }
+        set(&mut config.keystore.create, &self.keystore_create);
+        set(&mut config.chain.rpc_url, &self.chain_rpc_url);
+        if self.chain_deployment.is_some() {
+            config.chain.deployment = self.chain_deployment.clone();
+        }
+        set(&mut config.chain.confirmations, &self.chain_confirmations);
+        set(&mut config.p2p.listen, &self.p2p_listen);
+        set(&mut config.p2p.bootnodes, &self.p2p_bootnodes);
+        set(&mut config.p2p.mdns, &self.p2p_mdns);
+        set(&mut config.api.grpc_addr, &self.api_grpc_addr);
+        set(&mut config.api.token_file, &self.api_token_file);
+        set(&mut config.metrics.enabled, &self.metrics_enabled);
+        set(&mut config.metrics.addr, &self.metrics_addr);
+        set(&mut config.log.filter, &self.log_filter);
+        set(&mut config.log.json, &self.log_json);
+    }
+}

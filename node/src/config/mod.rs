@@ -1,0 +1,263 @@
+//! Node configuration.
+//!
+//! One serde struct, [`Config`], holds every setting. It is built in layers, each overriding
+//! the one before:
+//!
+//! 1. built-in defaults ([`Config::default`]),
+//! 2. the TOML file given with `--config` (unknown keys are an error naming the key),
+//! 3. `AIRBLOC_*` environment variables,
+//! 4. command-line flags.
+//!
+//! Layers 3 and 4 are the same [`ConfigArgs`]: every flag has an environment variable, and
+//! a flag beats its variable. `airblocd --dump-config` prints the effective result as TOML.
+//!
+//! Secrets never live here: the keystore password comes from a file or the
+//! `AIRBLOC_KEYSTORE_PASSWORD` variable (see [`crate::keys`]), the API token from its file.
+
+mod args;
+
+pub use args::ConfigArgs;
+
+use serde::{Deserialize, Serialize};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// A role the node can run. See the design document, section 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Ingests, seals, anchors, announces, sells and delivers data.
+    Provider,
+    /// Discovers, orders, downloads, verifies and settles data.
+    Consumer,
+    /// Acts for users without wallets (identity keeper / data controller).
+    Keeper,
+    /// Discovery only.
+    Bootnode,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Provider => "provider",
+            Self::Consumer => "consumer",
+            Self::Keeper => "keeper",
+            Self::Bootnode => "bootnode",
+        })
+    }
+}
+
+/// The whole node configuration. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the node keeps its state: store, keystore, API token, lock file.
+    pub datadir: PathBuf,
+    /// Roles to run.
+    pub roles: Vec<Role>,
+    pub keystore: KeystoreConfig,
+    pub chain: ChainConfig,
+    pub p2p: P2pConfig,
+    pub api: ApiConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            datadir: PathBuf::from("airbloc-data"),
+            roles: Vec::new(),
+            keystore: KeystoreConfig::default(),
+            chain: ChainConfig::default(),
+            p2p: P2pConfig::default(),
+            api: ApiConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The node key's keystore (Web3 Secret Storage v3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeystoreConfig {
+    /// Keystore file; relative paths are under the data dir. Default `keystore.json`.
+    pub path: PathBuf,
+    /// File holding the keystore password. When unset, the password comes from
+    /// `AIRBLOC_KEYSTORE_PASSWORD`.
+    pub password_file: Option<PathBuf>,
+    /// Create a fresh key when the keystore file does not exist.
+    pub create: bool,
+}
+
+impl Default for KeystoreConfig {
+    fn default() -> Self {
+        Self { path: PathBuf::from("keystore.json"), password_file: None, create: true }
+    }
+}
+
+/// The Ethereum chain the node anchors to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint, `http(s)://` or `ws(s)://`.
+    pub rpc_url: String,
+    /// `deployment.json` written by the deploy step (chain id and contract addresses).
+    pub deployment: Option<PathBuf>,
+    /// Blocks on top of a transaction's block before it counts as final.
+    pub confirmations: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self { rpc_url: "http://127.0.0.1:8545".into(), deployment: None, confirmations: 1 }
+    }
+}
+
+/// libp2p networking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Multiaddrs (with `/p2p/<PeerId>`) of bootnodes to dial at start.
+    pub bootnodes: Vec<String>,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/0.0.0.0/tcp/9650".into(), "/ip4/0.0.0.0/udp/9650/quic-v1".into()],
+            bootnodes: Vec::new(),
+            mdns: false,
+        }
+    }
+}
+
+/// The gRPC API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the gRPC server binds; port 0 picks a free one (see `<datadir>/node.json`).
+    pub grpc_addr: SocketAddr,
+    /// Bearer token file; relative paths are under the data dir. Created with a random token
+    /// at first start. Default `api.token`.
+    pub token_file: PathBuf,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { grpc_addr: SocketAddr::from(([127, 0, 0, 1], 9640)), token_file: PathBuf::from("api.token") }
+    }
+}
+
+/// Prometheus metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Address serving `/metrics`.
+    pub addr: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: false, addr: SocketAddr::from(([127, 0, 0, 1], 9641)) }
+    }
+}
+
+/// Logging. `RUST_LOG`, when set, overrides `filter`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter directives, e.g. `info,airbloc_node::api=debug`.
+    pub filter: String,
+    /// One JSON object per line instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), json: false }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source} — check the path given with --config")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses a TOML document. Unknown keys are an error naming the key.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Builds the effective configuration: defaults < file < environment < flags.
+    pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        args.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.datadir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("datadir is empty — set it with --datadir".into()));
+        }
+        let url = self.chain.rpc_url.as_str();
+        if !["http://", "https://", "ws://", "wss://"].iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(ConfigError::Invalid(format!(
+                "chain.rpc_url `{url}` must start with http://, https://, ws:// or wss://"
+            )));
+        }
+        let mut roles = self.roles.clone();
+        roles.sort();
+        roles.dedup();
+        if roles.len() != self.roles.len() {
+            return Err(ConfigError::Invalid("roles lists a role twice".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `--dump-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config always serializes")
+    }
+
+    /// A path from the config, resolved against the data dir when relative.
+    pub fn in_datadir(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.datadir.join(path) }
+    }
+
+    /// Whether the node runs `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}

@@ -1,0 +1,31 @@
+//! # airbloc-node
+//!
+//! The library behind `airblocd`, the airbloc node daemon. Every participant in an airbloc
+//! network runs the same daemon with one or more roles switched on (provider, consumer,
+//! identity keeper, bootnode) over one shared backend.
+//!
+//! ## Parts
+//!
+//! - [`config`] — layered settings: defaults < TOML file < `AIRBLOC_*` environment < flags.
+//! - [`keys`] — the node key (secp256k1): Ethereum address, libp2p `PeerId`, v3 keystores.
+//! - [`datadir`] — the exclusively locked data directory and the runtime info file.
+//! - [`chain`] — the node's view of the Ethereum chain (endpoint health, chain id, head).
+//! - [`api`] — the gRPC services, bearer-token auth, health and reflection.
+//! - [`daemon`] — the lifecycle that wires the parts together and stops them in order.
+//!
+//! ## How a start goes
+//!
+//! `airblocd` parses flags and the config file into a [`config::Config`], starts tracing, then
+//! [`daemon::run`] locks the data dir, opens (or creates) the keystore, loads (or creates) the
+//! API token, binds the gRPC server, publishes `<datadir>/node.json`, and serves until the root
+//! cancellation token fires (SIGINT/SIGTERM), after which every task is awaited.
+
+pub mod api;
+pub mod chain;
+pub mod config;
+pub mod daemon;
+pub mod datadir;
+pub mod keys;
+
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
