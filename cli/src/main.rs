@@ -1,18 +1,20 @@
 //! `airbloc` — command-line client for airbloc nodes.
 
+mod admin;
 mod node;
+mod wallet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit codes scripts can rely on.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const USAGE: u8 = 1;
-    pub const NOT_FOUND: u8 = 2;
-    pub const CHAIN: u8 = 3;
-    pub const NODE_UNREACHABLE: u8 = 4;
-    pub const FAILED: u8 = 5;
+pub(crate) mod exit {
+    pub(crate) const OK: u8 = 0;
+    pub(crate) const USAGE: u8 = 1;
+    pub(crate) const NOT_FOUND: u8 = 2;
+    pub(crate) const CHAIN: u8 = 3;
+    pub(crate) const NODE_UNREACHABLE: u8 = 4;
+    pub(crate) const FAILED: u8 = 5;
 }
 
 /// airbloc — wallet, admin tool and client for airblocd nodes.
@@ -29,6 +31,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Deploy and govern the contracts.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Talk to a running node.
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -36,13 +41,13 @@ enum Command {
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Admin(cmd) => admin::run(cmd, cli.json).await,
             Command::Node(cmd) => node::run(cmd, cli.json).await,
         }
     });

@@ -8,7 +8,7 @@ use crate::{
         self, NodeInfo, NodeService,
         auth::{ApiToken, TokenAuth},
     },
-    chain::ChainMonitor,
+    chain::{ChainMonitor, Deployment},
     config::Config,
     datadir::{DataDir, DataDirError, RuntimeInfo},
     keys::{self, KeyError},
@@ -30,6 +30,8 @@ pub enum NodeError {
     Api(#[from] api::ApiError),
     #[error("cannot write {path}: {source}")]
     Runtime { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Deployment(#[from] crate::chain::deployment::DeploymentError),
     #[error("a node task panicked: {0}")]
     Panic(String),
 }
@@ -54,7 +56,19 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let token = ApiToken::load_or_create(&token_file)
         .map_err(|source| NodeError::Token { path: token_file.clone(), source })?;
 
-    let chain = ChainMonitor::new(config.chain.rpc_url.clone());
+    let deployment = match &config.chain.deployment {
+        Some(path) => {
+            let deployment = Deployment::load(path)?;
+            info!(target: "chain", path = %path.display(), chain_id = deployment.chain_id, "contract deployment loaded");
+            Some(deployment)
+        }
+        None => {
+            warn!(target: "chain", "no chain.deployment configured; chain features are off until one is set");
+            None
+        }
+    };
+
+    let chain = ChainMonitor::new(config.chain.rpc_url.clone(), deployment.as_ref().map(|d| d.chain_id));
     let node_service = NodeService::new(
         NodeInfo {
             address: key.address().to_string(),

@@ -7,6 +7,7 @@
 //! ## Parts
 //!
 //! - [`config`] — layered settings: defaults < TOML file < `AIRBLOC_*` environment < flags.
+//! - [`crypto`] — formats shared with other implementations (EIP-712 typed data).
 //! - [`keys`] — the node key (secp256k1): Ethereum address, libp2p `PeerId`, v3 keystores.
 //! - [`datadir`] — the exclusively locked data directory and the runtime info file.
 //! - [`chain`] — the node's view of the Ethereum chain (endpoint health, chain id, head).
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod datadir;
 pub mod keys;

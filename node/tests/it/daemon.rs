@@ -193,3 +193,21 @@ async fn node_keeps_serving_while_the_chain_is_unreachable() {
     assert!(!status.chain_connected);
     assert_eq!(status.chain_id, None);
 }
+
+#[test]
+fn a_bad_deployment_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deployment.json");
+    std::fs::write(&file, r#"{"chainId": 1, "contracts": {}}"#).unwrap();
+    let out = spawn(&dir.path().join("data"), "http://127.0.0.1:9", &["--chain.deployment", file.to_str().unwrap()])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deployment has no") && err.contains("airbloc admin deploy"), "{err}");
+
+    let out = spawn(&dir.path().join("data"), "http://127.0.0.1:9", &["--chain.deployment", "/nope.json"])
+        .wait_with_output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read deployment file /nope.json"));
+}

@@ -5,6 +5,7 @@
 
 mod anvil;
 mod config;
+mod contracts;
 mod daemon;
 mod keystore;
 mod support;
