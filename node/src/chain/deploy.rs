@@ -58,7 +58,8 @@ pub async fn deploy_all(provider: &DynProvider, options: &DeployOptions) -> Resu
     let chain_id = provider.get_chain_id().await?;
     let mut contracts = BTreeMap::new();
 
-    let controllers = send("ControllerRegistry", ControllerRegistry::deploy_builder(provider, options.governor)).await?;
+    let controllers =
+        send("ControllerRegistry", ControllerRegistry::deploy_builder(provider, options.governor)).await?;
     let nodes = send("NodeRegistry", NodeRegistry::deploy_builder(provider)).await?;
     let users = send("Users", Users::deploy_builder(provider, controllers.address)).await?;
     let apps = send("AppRegistry", AppRegistry::deploy_builder(provider)).await?;

@@ -40,7 +40,9 @@ pub struct Deployment {
 /// Errors reading a deployment file.
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {
-    #[error("cannot read deployment file {path}: {source} — deploy with `airbloc admin deploy` or fix --chain.deployment")]
+    #[error(
+        "cannot read deployment file {path}: {source} — deploy with `airbloc admin deploy` or fix --chain.deployment"
+    )]
     Read { path: String, source: io::Error },
     #[error("deployment file {path} is not valid: {message}")]
     Invalid { path: String, message: String },

@@ -5,8 +5,8 @@
 use airbloc_node::{
     chain::{
         contracts::{
-            AppRegistry, Consents, ControllerRegistry, DataRegistry, DataTypeRegistry, Exchange, NodeRegistry,
-            Users, actions, roles,
+            AppRegistry, Consents, ControllerRegistry, DataRegistry, DataTypeRegistry, Exchange, NodeRegistry, Users,
+            actions, roles,
         },
         deploy::{DeployOptions, deploy_all},
         deployment::Deployment,
@@ -69,7 +69,11 @@ fn leaf(user: B256, index: u64, ciphertext_hash: B256) -> B256 {
 }
 
 fn hash_pair(a: B256, b: B256) -> B256 {
-    if a < b { keccak256([a.as_slice(), b.as_slice()].concat()) } else { keccak256([b.as_slice(), a.as_slice()].concat()) }
+    if a < b {
+        keccak256([a.as_slice(), b.as_slice()].concat())
+    } else {
+        keccak256([b.as_slice(), a.as_slice()].concat())
+    }
 }
 
 #[tokio::test]
@@ -81,10 +85,9 @@ async fn deploy_then_one_path_through_every_contract() {
     let consumer = Actor::new(&anvil, 3);
     let alice = Actor::new(&anvil, 4);
 
-    let deployment =
-        deploy_all(&governor.provider, &DeployOptions { governor: governor.address(), test_token: true })
-            .await
-            .expect("deploy");
+    let deployment = deploy_all(&governor.provider, &DeployOptions { governor: governor.address(), test_token: true })
+        .await
+        .expect("deploy");
     assert_eq!(deployment.chain_id, 31337);
 
     // deployment.json round-trips and names every contract.
@@ -156,15 +159,21 @@ async fn deploy_then_one_path_through_every_contract() {
     assert!(changed.allowed && changed.byUser);
     let single_consent_gas = receipt.gas_used;
     let receipt = mined!(
-        Consents::new(at("Consents"), keeper.provider.clone()).setConsents(vec![
-            input(temp_id, actions::COLLECT, true),
-            input(temp_id, actions::EXCHANGE, true)
-        ])
+        Consents::new(at("Consents"), keeper.provider.clone())
+            .setConsents(vec![input(temp_id, actions::COLLECT, true), input(temp_id, actions::EXCHANGE, true)])
     );
     assert!(!event::<Consents::ConsentChanged>(&receipt).byUser);
     let block = receipt.block_number.unwrap();
-    assert!(consents.isAllowedAt(temp_id, app_id, actions::EXCHANGE, data_type_id, U256::from(block)).call().await.unwrap());
-    assert!(!consents.isAllowedAt(temp_id, app_id, actions::EXCHANGE, data_type_id, U256::from(block - 1)).call().await.unwrap());
+    assert!(
+        consents.isAllowedAt(temp_id, app_id, actions::EXCHANGE, data_type_id, U256::from(block)).call().await.unwrap()
+    );
+    assert!(
+        !consents
+            .isAllowedAt(temp_id, app_id, actions::EXCHANGE, data_type_id, U256::from(block - 1))
+            .call()
+            .await
+            .unwrap()
+    );
 
     // DataRegistry: a two-record bundle; its proofs verify on chain.
     let user = alice_id;
@@ -236,7 +245,13 @@ async fn deploy_then_one_path_through_every_contract() {
         let receipt = mined!(types.register(format!("type-{i}"), schema_hash));
         let id = event::<DataTypeRegistry::DataTypeRegistered>(&receipt).dataTypeId;
         for action in [actions::COLLECT, actions::EXCHANGE] {
-            batch.push(Consents::ConsentInput { userId: alice_id, appId: app_id, action, dataTypeId: id, allowed: true });
+            batch.push(Consents::ConsentInput {
+                userId: alice_id,
+                appId: app_id,
+                action,
+                dataTypeId: id,
+                allowed: true,
+            });
         }
     }
     let receipt = mined!(consents.setConsents(batch).gas(10_000_000));
@@ -272,10 +287,9 @@ async fn eip712_consents_signed_by_viem_are_accepted_and_ours_verify_with_viem()
     let governor = Actor::new(&anvil, 0);
     let alice = Actor::new(&anvil, 1);
     let relayer = Actor::new(&anvil, 2);
-    let deployment =
-        deploy_all(&governor.provider, &DeployOptions { governor: governor.address(), test_token: false })
-            .await
-            .unwrap();
+    let deployment = deploy_all(&governor.provider, &DeployOptions { governor: governor.address(), test_token: false })
+        .await
+        .unwrap();
     let at = |name| deployment.address(name).unwrap();
 
     let app_id = event::<AppRegistry::AppRegistered>(&mined!(
@@ -287,7 +301,8 @@ async fn eip712_consents_signed_by_viem_are_accepted_and_ours_verify_with_viem()
             .register("steps".into(), keccak256("{}"))
     ))
     .dataTypeId;
-    let alice_id = event::<Users::UserCreated>(&mined!(Users::new(at("Users"), alice.provider.clone()).create())).userId;
+    let alice_id =
+        event::<Users::UserCreated>(&mined!(Users::new(at("Users"), alice.provider.clone()).create())).userId;
 
     let consents = Consents::new(at("Consents"), relayer.provider.clone());
     let domain = consents_domain(deployment.chain_id, at("Consents"));
@@ -301,7 +316,12 @@ async fn eip712_consents_signed_by_viem_are_accepted_and_ours_verify_with_viem()
     let signed = |b: &ConsentBatch| {
         b.consents
             .iter()
-            .map(|c| Consents::SignedConsent { appId: c.app, action: c.action, dataTypeId: c.dataType, allowed: c.allowed })
+            .map(|c| Consents::SignedConsent {
+                appId: c.app,
+                action: c.action,
+                dataTypeId: c.dataType,
+                allowed: c.allowed,
+            })
             .collect::<Vec<_>>()
     };
     let message_json = |b: &ConsentBatch| {
