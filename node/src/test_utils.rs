@@ -37,3 +37,34 @@ pub fn spawn_anvil() -> AnvilInstance {
 pub fn spawn_anvil_with(args: &[&str]) -> AnvilInstance {
     Anvil::at(foundry_tool("anvil")).args(args.iter().copied()).try_spawn().expect("anvil starts")
 }
+
+/// The Python interpreter of the test virtualenv (`.ci/.venv`, made by `.ci/bootstrap`) with the
+/// interop packages (eciespy, eth-account).
+pub fn python() -> PathBuf {
+    let path = workspace_root().join(".ci/.venv/bin/python");
+    assert!(path.is_file(), "{} not found — run `bash .ci/bootstrap`", path.display());
+    path
+}
+
+/// Runs `program args…` with `input` on stdin and returns stdout as JSON. Panics with stderr on
+/// failure. Used to drive the reference implementations (viem, @openzeppelin/merkle-tree,
+/// eciespy, eth-account) from tests.
+pub fn run_json(program: &std::path::Path, args: &[&str], input: &serde_json::Value) -> serde_json::Value {
+    use std::{io::Write, process::Stdio};
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// Path of a reference-implementation helper script under `node/tests/interop`.
+pub fn interop_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}

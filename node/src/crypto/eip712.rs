@@ -62,3 +62,25 @@ pub fn proof_hash(proof: &[B256]) -> B256 {
     }
     keccak256(packed)
 }
+
+sol! {
+    /// A provider's signed announcement of a registered bundle, gossiped to consumers. Receivers
+    /// check the signature and the indexed DataRegistry entry before accepting and forwarding it.
+    #[derive(Debug, PartialEq, Eq)]
+    struct BundleAnnouncement {
+        bytes32 bundle;
+        bytes32 app;
+        bytes32 dataType;
+        address provider;
+        uint64 recordCount;
+        uint64 size;
+        uint256 priceHint;
+        address priceToken;
+        uint64 issuedAt;
+    }
+}
+
+/// The EIP-712 domain of node statements (signed off chain, checked by peers).
+pub fn node_domain(chain_id: u64) -> Eip712Domain {
+    eip712_domain! { name: "airbloc Node", version: "1", chain_id: chain_id, }
+}

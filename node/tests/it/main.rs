@@ -6,6 +6,7 @@
 mod anvil;
 mod config;
 mod contracts;
+mod crypto;
 mod daemon;
 mod keystore;
 mod support;

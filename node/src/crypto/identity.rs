@@ -1,0 +1,58 @@
+//! Keyed identity hashing for identity keepers.
+//!
+//! A keeper creates on-chain accounts for users who have no wallet, keyed by their identity
+//! (an e-mail address, a phone number). Putting `keccak256(email)` on chain would let anyone test
+//! guesses — e-mail addresses are few enough to enumerate. So the keeper first computes a
+//! preimage with a secret only it holds:
+//!
+//! ```text
+//! preimage      = HMAC-SHA256(key = keeper identity key, normalized identity)
+//! identity hash = keccak256(preimage)            // what `Users.createTemporary` stores
+//! ```
+//!
+//! Without the key, the chain reveals nothing testable. When the user takes the account over,
+//! the keeper reveals the preimage (`Users.unlockTemporary`), which still says nothing about the
+//! identity itself. The key is derived from the keeper's node secret with HKDF, so it needs no
+//! separate backup. Identities are normalized first (surrounding whitespace trimmed, lowercased),
+//! so `Alice@Example.com ` and `alice@example.com` map to one account.
+
+use alloy::primitives::{B256, keccak256};
+use ring::{hkdf, hmac};
+use std::fmt;
+
+const INFO: &[u8] = b"airbloc/identity/v1";
+
+/// The keeper's identity-hashing key.
+pub struct IdentityHasher {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for IdentityHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityHasher(<redacted>)")
+    }
+}
+
+impl IdentityHasher {
+    /// Derives the key from the keeper node's secret.
+    pub fn from_node_secret(secret: &[u8; 32]) -> Self {
+        let okm = hkdf::Salt::new(hkdf::HKDF_SHA256, b"airbloc").extract(secret);
+        let key: hmac::Key = okm.expand(&[INFO], hmac::HMAC_SHA256).expect("HMAC key length").into();
+        Self { key }
+    }
+
+    /// How an identity is normalized before hashing.
+    pub fn normalize(identity: &str) -> String {
+        identity.trim().to_lowercase()
+    }
+
+    /// The preimage revealed at hand-over.
+    pub fn preimage(&self, identity: &str) -> B256 {
+        B256::from_slice(hmac::sign(&self.key, Self::normalize(identity).as_bytes()).as_ref())
+    }
+
+    /// The identity hash stored on chain.
+    pub fn identity_hash(&self, identity: &str) -> B256 {
+        keccak256(self.preimage(identity))
+    }
+}
