@@ -1,7 +1,10 @@
 //! `airbloc node …`: calls on a running node over gRPC.
 
 use crate::{Failure, exit};
-use airbloc_proto::v1::{Role, StatusRequest, node_client::NodeClient};
+use airbloc_proto::v1::{
+    ListTransactionsRequest, Role, StatusRequest, Transaction, TransactionId, admin_client::AdminClient,
+    node_client::NodeClient,
+};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -24,6 +27,28 @@ pub(crate) struct Connection {
 pub(crate) enum NodeCommand {
     /// Identity, roles, chain connection and uptime of a node.
     Status(Connection),
+    /// Transactions in the node's outbox (unfinished ones, or all with --all).
+    Txs {
+        #[command(flatten)]
+        conn: Connection,
+        /// Include mined, reverted, cancelled and failed transactions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Re-sign a stuck transaction with the same nonce and higher fees.
+    Resend {
+        #[command(flatten)]
+        conn: Connection,
+        /// Transaction id (see `airbloc node txs`).
+        id: String,
+    },
+    /// Replace a sent transaction with a 0-value transfer to self, or drop a queued one.
+    Cancel {
+        #[command(flatten)]
+        conn: Connection,
+        /// Transaction id (see `airbloc node txs`).
+        id: String,
+    },
 }
 
 #[derive(serde::Deserialize)]
@@ -93,8 +118,62 @@ fn status_failure(status: tonic::Status) -> Failure {
     Failure::new(code, status.message().to_owned())
 }
 
+fn print_txs(txs: &[Transaction], json: bool) {
+    if json {
+        let list: Vec<_> = txs
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id, "label": t.label, "state": t.state, "nonce": t.nonce, "tx_hashes": t.tx_hashes,
+                    "to": t.to, "block": t.block, "reason": t.reason, "created_at": t.created_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return;
+    }
+    if txs.is_empty() {
+        println!("no transactions");
+        return;
+    }
+    println!("{:<28} {:<9} {:>6} {:<68} {}", "ID", "STATE", "NONCE", "TX", "LABEL / REASON");
+    for t in txs {
+        let nonce = t.nonce.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        let hash = t.tx_hashes.last().cloned().unwrap_or_else(|| "-".into());
+        let note = if t.reason.is_empty() { t.label.clone() } else { format!("{} — {}", t.label, t.reason) };
+        println!("{:<28} {:<9} {:>6} {:<68} {}", t.id, t.state, nonce, hash, note);
+    }
+}
+
 pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
+    let admin = |conn: Connection| async move {
+        let (channel, token) = conn.channel().await?;
+        let auth = airbloc_proto::bearer(&token)
+            .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+        Ok::<_, Failure>(AdminClient::with_interceptor(channel, auth))
+    };
     match cmd {
+        NodeCommand::Txs { conn, all } => {
+            let txs = admin(conn)
+                .await?
+                .list_transactions(ListTransactionsRequest { include_finished: all })
+                .await
+                .map_err(status_failure)?
+                .into_inner()
+                .transactions;
+            print_txs(&txs, json);
+            Ok(())
+        }
+        NodeCommand::Resend { conn, id } => {
+            let tx = admin(conn).await?.resend_transaction(TransactionId { id }).await.map_err(status_failure)?;
+            print_txs(&[tx.into_inner()], json);
+            Ok(())
+        }
+        NodeCommand::Cancel { conn, id } => {
+            let tx = admin(conn).await?.cancel_transaction(TransactionId { id }).await.map_err(status_failure)?;
+            print_txs(&[tx.into_inner()], json);
+            Ok(())
+        }
         NodeCommand::Status(conn) => {
             let (channel, token) = conn.channel().await?;
             let auth = airbloc_proto::bearer(&token)
@@ -125,6 +204,11 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
                     "chain_connected": status.chain_connected,
                     "chain_rpc_url": status.chain_rpc_url,
                     "uptime_seconds": status.uptime_seconds,
+                    "chain_head": status.chain_head,
+                    "indexed_block": status.indexed_block,
+                    "outbox_depth": status.outbox_depth,
+                    "peer_count": status.peer_count,
+                    "deployment_loaded": status.deployment_loaded,
                 });
                 println!("{value:#}");
             } else {
@@ -137,6 +221,13 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
                 println!("peer id   {}", status.peer_id);
                 println!("roles     {}", if roles.is_empty() { "-".to_owned() } else { roles.join(", ") });
                 println!("chain     {chain} via {}", status.chain_rpc_url);
+                if status.deployment_loaded {
+                    println!("indexed   block {} of {}", status.indexed_block, status.chain_head);
+                    println!("outbox    {} pending", status.outbox_depth);
+                } else {
+                    println!("contracts not configured (set chain.deployment)");
+                }
+                println!("peers     {}", status.peer_count);
                 println!("uptime    {}s", status.uptime_seconds);
             }
             Ok(())

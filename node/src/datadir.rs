@@ -95,6 +95,9 @@ pub struct RuntimeInfo {
     pub peer_id: String,
     /// Bound gRPC address (the real port when the config asked for port 0).
     pub grpc_addr: SocketAddr,
+    /// Bound metrics address, when metrics are on.
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
     /// Bearer token file for the gRPC API.
     pub token_file: PathBuf,
 }

@@ -12,6 +12,9 @@
 //! - [`datadir`] — the exclusively locked data directory and the runtime info file.
 //! - [`chain`] — the node's view of the Ethereum chain (endpoint health, chain id, head).
 //! - [`api`] — the gRPC services, bearer-token auth, health and reflection.
+//! - [`store`] — RocksDB: a column family per table, atomic batches, per-write durability.
+//! - [`backend`] — what every role and service shares: store, chain view, outbox, indexer.
+//! - [`metrics`] — Prometheus text at `/metrics`.
 //! - [`daemon`] — the lifecycle that wires the parts together and stops them in order.
 //!
 //! ## How a start goes
@@ -22,12 +25,15 @@
 //! cancellation token fires (SIGINT/SIGTERM), after which every task is awaited.
 
 pub mod api;
+pub mod backend;
 pub mod chain;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod datadir;
 pub mod keys;
+pub mod metrics;
+pub mod store;
 
 #[cfg(feature = "test-utils")]
 pub mod test_utils;

@@ -4,12 +4,14 @@
 //! health sits behind [`auth::TokenAuth`]. Standard gRPC health (`grpc.health.v1`) and
 //! reflection (v1 and v1alpha) are served.
 
+mod admin;
 pub mod auth;
 mod node;
 
+pub use admin::AdminService;
 pub use node::{NodeInfo, NodeService};
 
-use airbloc_proto::v1::node_server::NodeServer;
+use airbloc_proto::v1::{admin_server::AdminServer, node_server::NodeServer};
 use std::{future::Future, net::SocketAddr};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -46,11 +48,14 @@ impl BoundApi {
     pub async fn serve(
         self,
         node: NodeService,
+        admin: AdminService,
         auth: auth::TokenAuth,
+        metrics: std::sync::Arc<crate::metrics::Registry>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ApiError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<NodeServer<NodeService>>().await;
+        health_reporter.set_serving::<AdminServer<AdminService>>().await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airbloc_proto::FILE_DESCRIPTOR_SET)
@@ -62,10 +67,12 @@ impl BoundApi {
             .build_v1alpha()?;
 
         Server::builder()
+            .layer(crate::metrics::GrpcMetricsLayer::new(metrics))
             .add_service(health_service)
             .add_service(InterceptedService::new(reflection_v1, auth.clone()))
             .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
-            .add_service(InterceptedService::new(NodeServer::new(node), auth))
+            .add_service(InterceptedService::new(NodeServer::new(node), auth.clone()))
+            .add_service(InterceptedService::new(AdminServer::new(admin), auth))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())

@@ -77,3 +77,35 @@ pub mod actions {
     pub const COLLECT: u8 = 0;
     pub const EXCHANGE: u8 = 1;
 }
+
+/// Names a revert: the custom error of any airbloc contract with its arguments, a `require`
+/// message, or the raw data when nothing matches.
+pub fn describe_revert(data: &[u8]) -> String {
+    use alloy::sol_types::{Revert, SolError, SolInterface};
+    macro_rules! try_decode {
+        ($($errors:ty),*) => {$(
+            if let Ok(e) = <$errors>::abi_decode(data) {
+                return format!("{e:?}");
+            }
+        )*};
+    }
+    try_decode!(
+        NodeRegistry::NodeRegistryErrors,
+        ControllerRegistry::ControllerRegistryErrors,
+        Users::UsersErrors,
+        AppRegistry::AppRegistryErrors,
+        DataTypeRegistry::DataTypeRegistryErrors,
+        Consents::ConsentsErrors,
+        DataRegistry::DataRegistryErrors,
+        Exchange::ExchangeErrors,
+        TestToken::TestTokenErrors
+    );
+    if let Ok(revert) = Revert::abi_decode(data) {
+        return format!("reverted: {}", revert.reason);
+    }
+    if data.is_empty() {
+        "reverted without data".to_owned()
+    } else {
+        format!("reverted with data 0x{}", hex::encode(data))
+    }
+}

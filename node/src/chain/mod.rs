@@ -8,7 +8,10 @@
 pub mod contracts;
 pub mod deploy;
 pub mod deployment;
+pub mod indexer;
 pub mod monitor;
+pub mod outbox;
+pub mod state;
 
 pub use deployment::Deployment;
 pub use monitor::{ChainMonitor, ChainStatus};

@@ -110,11 +110,24 @@ pub struct ChainConfig {
     pub deployment: Option<PathBuf>,
     /// Blocks on top of a transaction's block before it counts as final.
     pub confirmations: u64,
+    /// Blocks the event indexer stays behind the head (0 follows the head).
+    pub indexer_lag: u64,
+    /// Most blocks per `eth_getLogs` request.
+    pub log_page_size: u64,
+    /// Seconds a sent transaction may wait without a receipt before its fees are bumped.
+    pub stuck_after_secs: u64,
 }
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        Self { rpc_url: "http://127.0.0.1:8545".into(), deployment: None, confirmations: 1 }
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            deployment: None,
+            confirmations: 1,
+            indexer_lag: 0,
+            log_page_size: 2000,
+            stuck_after_secs: 30,
+        }
     }
 }
 

@@ -6,7 +6,11 @@
 mod anvil;
 mod config;
 mod contracts;
+mod crash;
 mod crypto;
 mod daemon;
+mod indexer;
 mod keystore;
+mod outbox;
+mod store;
 mod support;
