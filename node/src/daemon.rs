@@ -105,6 +105,22 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
 
     let api = api::bind(config.api.grpc_addr).await?;
     let grpc_addr = api.local_addr;
+    let tasks = TaskTracker::new();
+    if let Some(deployment) = deployment {
+        let start = start_chain_services(
+            config.chain.clone(),
+            deployment,
+            backend.clone(),
+            EthereumWallet::from(key.signer().clone()),
+            tasks.clone(),
+            cancel.child_token(),
+        );
+        if config.chain.rpc_url.starts_with("ws") {
+            tasks.spawn(start);
+        } else {
+            start.await;
+        }
+    }
     let metrics_listener = match config.metrics.enabled {
         true => Some(
             crate::metrics::bind(config.metrics.addr)
@@ -127,18 +143,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         .map_err(|source| NodeError::Runtime { path: datadir.path().join(crate::datadir::RUNTIME_FILE), source })?;
     info!(target: "api", %grpc_addr, token_file = %token_file.display(), "gRPC API listening");
 
-    let tasks = TaskTracker::new();
     tasks.spawn(chain.run(cancel.child_token()));
-    if let Some(deployment) = deployment {
-        tasks.spawn(start_chain_services(
-            config.chain.clone(),
-            deployment,
-            backend.clone(),
-            EthereumWallet::from(key.signer().clone()),
-            tasks.clone(),
-            cancel.child_token(),
-        ));
-    }
     let registry = crate::metrics::Registry::new();
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
@@ -182,8 +187,9 @@ pub async fn connect(rpc_url: &str) -> Result<DynProvider, alloy::transports::Tr
     }
 }
 
-/// Connects to the chain (retrying while the endpoint is down), then starts the outbox and the
-/// indexer and publishes them on the backend.
+/// Connects to the chain (retrying while a WebSocket endpoint is down), then starts the outbox
+/// and the indexer and publishes them on the backend. HTTP endpoints need no connection up front,
+/// so for them this finishes at once, before the node announces itself.
 async fn start_chain_services(
     config: ChainConfig,
     deployment: Deployment,
