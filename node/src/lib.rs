@@ -28,8 +28,10 @@ pub mod api;
 pub mod backend;
 pub mod chain;
 pub mod config;
-pub mod crypto;
 pub mod daemon;
+
+/// Crypto formats (the `airbloc-crypto` crate): envelopes, key wrapping, Merkle trees, EIP-712.
+pub use airbloc_crypto as crypto;
 pub mod datadir;
 pub mod keys;
 pub mod metrics;

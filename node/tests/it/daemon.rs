@@ -211,3 +211,37 @@ fn a_bad_deployment_file_is_a_clear_error() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read deployment file /nope.json"));
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text() {
+    let anvil = spawn_anvil();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(
+        dir.path(),
+        &anvil.endpoint(),
+        &["--metrics.enabled", "true", "--metrics.addr", "127.0.0.1:0"],
+    );
+    let auth = airbloc_proto::bearer(&node.token()).unwrap();
+    NodeClient::with_interceptor(node.channel().await, auth).status(StatusRequest {}).await.unwrap();
+    let _ = NodeClient::new(node.channel().await).status(StatusRequest {}).await;
+
+    let addr = node.runtime.metrics_addr.expect("metrics address in node.json");
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(r#"airbloc_grpc_calls_total{method="/airbloc.v1.Node/Status",code="Ok"} 1"#), "{body}");
+    assert!(
+        body.contains(r#"airbloc_grpc_calls_total{method="/airbloc.v1.Node/Status",code="Unauthenticated"} 1"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"airbloc_store_bytes{table="outbox"}"#), "{body}");
+    assert!(body.contains("airbloc_chain_connected"), "{body}");
+}

@@ -9,10 +9,8 @@
 //! So a root, proof or multiproof from this module equals the library's, and `DataRegistry.verify`
 //! accepts it.
 
-use alloy::{
-    primitives::{B256, keccak256},
-    sol_types::SolValue,
-};
+use alloy_primitives::{B256, keccak256};
+use alloy_sol_types::SolValue;
 
 /// Why a tree cannot be built or a multiproof requested.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,7 +4,7 @@
 //!    return exactly the plaintext (no flip) or fail with an error, never return other bytes.
 #![no_main]
 
-use airbloc_node::crypto::{Dek, stream};
+use airbloc_crypto::{Dek, stream};
 use libfuzzer_sys::fuzz_target;
 use std::io::{Read, Write};
 

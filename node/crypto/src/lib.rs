@@ -1,4 +1,7 @@
-//! Cryptography with formats shared with other implementations.
+//! # airbloc-crypto
+//!
+//! Cryptography with formats shared with other implementations. A crate of its own, light on
+//! dependencies, so clients and fuzzers can use it without the node's storage and networking.
 //!
 //! - [`Dek`] — a bundle's 256-bit data-encryption key; zeroized on drop, never printed.
 //! - [`stream`] — streaming AES-256-GCM envelope encryption in segments (STREAM), sync and

@@ -2,7 +2,7 @@
 //! never a panic; a real wrapped key with a flipped byte must never unwrap.
 #![no_main]
 
-use airbloc_node::crypto::{Dek, wrap};
+use airbloc_crypto::{Dek, wrap};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: [u8; 32] = [0x11; 32];

@@ -16,7 +16,7 @@
 //! separate backup. Identities are normalized first (surrounding whitespace trimmed, lowercased),
 //! so `Alice@Example.com ` and `alice@example.com` map to one account.
 
-use alloy::primitives::{B256, keccak256};
+use alloy_primitives::{B256, keccak256};
 use ring::{hkdf, hmac};
 use std::fmt;
 

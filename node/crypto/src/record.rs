@@ -15,7 +15,7 @@
 //! re-formatting (a float is never re-printed as text), so the same record always yields the same
 //! bytes and so the same ciphertext hash commitment for the same key and nonce material.
 
-use alloy::primitives::B256;
+use alloy_primitives::B256;
 
 /// Version byte of the encoding.
 pub const RECORD_VERSION: u8 = 1;

@@ -6,16 +6,16 @@
 //! - Merkle tree over 1,000,000 records vs hashing the leaves alone; proof verification rate;
 //! - ECIES key wraps and unwraps per second.
 //!
-//! Run: `cargo bench -p airbloc-node --bench crypto` (add `-- --quick` for 256 MiB / 100k).
+//! Run: `cargo bench -p airbloc-crypto --bench crypto` (add `-- --quick` for 256 MiB / 100k).
 
-use airbloc_node::crypto::{
+use airbloc_crypto::{
     Dek,
     merkle::{self, MerkleTree, record_leaf},
     stream::{DecryptReader, EncryptWriter},
     wrap,
 };
-use airbloc_node::keys::NodeKey;
-use alloy::primitives::{B256, keccak256};
+use alloy_primitives::{B256, keccak256};
+use k256::elliptic_curve::sec1::ToEncodedPoint;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::{
     hint::black_box,
@@ -124,15 +124,17 @@ fn main() {
     println!("proof verification:      {:.0} proofs/s (depth {})", 1.0 / per, proofs[0].len());
 
     println!("\n== key wrapping (ECIES secp256k1) ==");
-    let key = NodeKey::random();
-    let public = key.public_key_uncompressed();
+    let secret = k256::SecretKey::random(&mut rand::rngs::OsRng);
+    let public = secret.public_key().to_encoded_point(false);
+    let public = public.as_bytes();
+    let secret_bytes: [u8; 32] = secret.to_bytes().into();
     let n = 2000;
     let t = Instant::now();
-    let wrapped: Vec<Vec<u8>> = (0..n).map(|_| wrap::wrap_dek(&public, &dek).unwrap()).collect();
+    let wrapped: Vec<Vec<u8>> = (0..n).map(|_| wrap::wrap_dek(public, &dek).unwrap()).collect();
     let wrap_rate = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     for w in &wrapped {
-        let _ = black_box(wrap::unwrap_dek(key.secret_bytes(), w).unwrap());
+        let _ = black_box(wrap::unwrap_dek(&secret_bytes, w).unwrap());
     }
     let unwrap_rate = n as f64 / t.elapsed().as_secs_f64();
     println!("wrap:   {wrap_rate:.0} /s\nunwrap: {unwrap_rate:.0} /s");

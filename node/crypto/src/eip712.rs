@@ -8,12 +8,8 @@
 //! - `Exchange`: `DeliveryProof(bytes32 order,bytes32 bundle,bytes32 leaf,bytes32 proofHash)`,
 //!   domain `{name: "airbloc Exchange", version: "1", chainId, verifyingContract}`.
 
-use alloy::{
-    dyn_abi::Eip712Domain,
-    primitives::{Address, B256, keccak256},
-    sol,
-    sol_types::eip712_domain,
-};
+use alloy_primitives::{Address, B256, keccak256};
+use alloy_sol_types::{Eip712Domain, eip712_domain, sol};
 
 sol! {
     /// One consent change inside a signed batch.
