@@ -57,40 +57,49 @@ fn main() {
     println!("raw single-shot AES-256-GCM (ring):  {:.2} GB/s", gbps(size, raw));
 
     let dek = Dek::generate();
-    let enc = best_of(3, || {
-        let t = Instant::now();
-        let mut w = EncryptWriter::new(std::io::sink(), &dek).unwrap();
-        for chunk in buf.chunks(MIB) {
-            w.write_all(chunk).unwrap();
-        }
-        w.finish().unwrap();
-        t.elapsed().as_secs_f64()
-    });
-    let mut sealed = Vec::with_capacity(size + size / 1000 + 1024);
-    {
-        let mut w = EncryptWriter::new(&mut sealed, &dek).unwrap();
-        w.write_all(&buf).unwrap();
-        w.finish().unwrap();
-    }
-    drop(buf);
-    let dec = best_of(3, || {
-        let t = Instant::now();
-        let mut r = DecryptReader::new(sealed.as_slice(), &dek);
-        let mut total = 0usize;
-        loop {
-            let n = r.fill_buf().unwrap().len();
-            if n == 0 {
-                break;
+    for log2 in [16u8, 18, 20] {
+        let enc = best_of(3, || {
+            let t = Instant::now();
+            let mut w = EncryptWriter::with_segment_log2(std::io::sink(), &dek, log2).unwrap();
+            for chunk in buf.chunks(4 * MIB) {
+                w.write_all(chunk).unwrap();
             }
-            total += n;
-            r.consume(n);
+            w.finish().unwrap();
+            t.elapsed().as_secs_f64()
+        });
+        let mut sealed = Vec::with_capacity(size + size / 1000 + 1024);
+        {
+            let mut w = EncryptWriter::with_segment_log2(&mut sealed, &dek, log2).unwrap();
+            w.write_all(&buf).unwrap();
+            w.finish().unwrap();
         }
-        assert_eq!(total, size);
-        t.elapsed().as_secs_f64()
-    });
-    println!("streaming encrypt (64 KiB segments): {:.2} GB/s = {:.0}% of raw", gbps(size, enc), 100.0 * raw / enc);
-    println!("streaming decrypt (64 KiB segments): {:.2} GB/s = {:.0}% of raw", gbps(size, dec), 100.0 * raw / dec);
-    drop(sealed);
+        let dec = best_of(3, || {
+            let t = Instant::now();
+            let mut r = DecryptReader::new(sealed.as_slice(), &dek);
+            let mut total = 0usize;
+            loop {
+                let n = r.fill_buf().unwrap().len();
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                r.consume(n);
+            }
+            assert_eq!(total, size);
+            t.elapsed().as_secs_f64()
+        });
+        let kib = (1usize << log2) / 1024;
+        println!(
+            "streaming encrypt ({kib} KiB segments): {:.2} GB/s = {:.0}% of raw",
+            gbps(size, enc),
+            100.0 * raw / enc
+        );
+        println!(
+            "streaming decrypt ({kib} KiB segments): {:.2} GB/s = {:.0}% of raw",
+            gbps(size, dec),
+            100.0 * raw / dec
+        );
+    }
 
     println!("\n== memory ==");
     memory_parent(if quick { 512 * MIB } else { 2048 * MIB });

@@ -235,10 +235,6 @@ impl Sealer {
         Self { key: StreamKey::new(dek, segment_log2), segment, counter: 0, frame }
     }
 
-    fn header(&self) -> &[u8; HEADER_LEN] {
-        &self.key.header
-    }
-
     fn buffered(&self) -> usize {
         self.frame.len() - FRAME_HEAD_LEN
     }
@@ -271,11 +267,52 @@ impl Sealer {
     }
 }
 
+/// Bytes of segments sealed or opened together. With more than one core they are processed in
+/// parallel (each segment has its own nonce, so they are independent); memory per stream stays
+/// bounded at about this much.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Segments per batch for a segment size.
+fn batch_slots(segment: usize) -> usize {
+    (BATCH_BYTES / segment).clamp(2, 256)
+}
+
+/// Seals `slots` (laid out back to back, `slot` bytes each: head ‖ plaintext ‖ tag) in place.
+/// Every slot is a full non-final segment except, when `final_len` is given, the last one.
+fn seal_slots(key: &StreamKey, buf: &mut [u8], slot: usize, base: u32, count: usize, final_len: Option<usize>) {
+    let segment = slot - FRAME_HEAD_LEN - TAG_LEN;
+    let work = |(i, chunk): (usize, &mut [u8])| {
+        let last = final_len.is_some() && i == count - 1;
+        let len = if last { final_len.unwrap_or(segment) } else { segment };
+        let head = frame_head(base + i as u32, last, len);
+        chunk[..FRAME_HEAD_LEN].copy_from_slice(&head);
+        let tag = key.seal(&head, &mut chunk[FRAME_HEAD_LEN..FRAME_HEAD_LEN + len]);
+        chunk[FRAME_HEAD_LEN + len..FRAME_HEAD_LEN + len + TAG_LEN].copy_from_slice(tag.as_ref());
+    };
+    let region = &mut buf[..count * slot];
+    if count > 1 {
+        use rayon::prelude::*;
+        region.par_chunks_mut(slot).enumerate().for_each(work);
+    } else {
+        region.chunks_mut(slot).enumerate().for_each(work);
+    }
+}
+
 /// Encrypts everything written to it into `inner`. Call [`EncryptWriter::finish`] at the end:
 /// a stream dropped without it has no final segment and readers report it as truncated.
 pub struct EncryptWriter<W: Write> {
     inner: W,
-    sealer: Sealer,
+    key: StreamKey,
+    segment: usize,
+    slot: usize,
+    counter: u32,
+    /// `batch_slots` slots of head ‖ segment ‖ tag.
+    batch: Vec<u8>,
+    batch_slots: usize,
+    /// Full slots before the current one.
+    slots: usize,
+    /// Plaintext bytes in the current slot.
+    fill: usize,
 }
 
 impl<W: Write> EncryptWriter<W> {
@@ -286,21 +323,42 @@ impl<W: Write> EncryptWriter<W> {
 
     /// As [`EncryptWriter::new`] with segments of 2^`segment_log2` bytes (12..=24).
     pub fn with_segment_log2(mut inner: W, dek: &Dek, segment_log2: u8) -> io::Result<Self> {
-        let sealer = Sealer::new(dek, segment_log2);
-        inner.write_all(sealer.header())?;
-        Ok(Self { inner, sealer })
+        assert!((MIN_SEGMENT_LOG2..=MAX_SEGMENT_LOG2).contains(&segment_log2), "segment size out of range");
+        let key = StreamKey::new(dek, segment_log2);
+        inner.write_all(&key.header)?;
+        let segment = 1usize << segment_log2;
+        let slot = FRAME_HEAD_LEN + segment + TAG_LEN;
+        let batch_slots = batch_slots(segment);
+        Ok(Self { inner, key, segment, slot, counter: 0, batch: Vec::new(), batch_slots, slots: 0, fill: 0 })
     }
 
-    fn emit(&mut self, last: bool) -> io::Result<()> {
-        self.sealer.seal(last)?;
-        self.inner.write_all(&self.sealer.frame)?;
-        self.sealer.reset();
+    fn advance_counter(&mut self, n: usize) -> Result<u32, StreamError> {
+        let base = self.counter;
+        self.counter =
+            u32::try_from(n).ok().and_then(|n| self.counter.checked_add(n)).ok_or(StreamError::TooManySegments)?;
+        Ok(base)
+    }
+
+    /// Seals and writes a batch of full, non-final slots.
+    fn flush_batch(&mut self) -> io::Result<()> {
+        let count = self.batch_slots;
+        let base = self.advance_counter(count)?;
+        seal_slots(&self.key, &mut self.batch, self.slot, base, count, None);
+        self.inner.write_all(&self.batch[..count * self.slot])?;
+        self.slots = 0;
         Ok(())
     }
 
     /// Seals the final segment, flushes, and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.emit(true)?;
+        if self.batch.is_empty() {
+            self.batch.resize(self.slot, 0);
+        }
+        let count = self.slots + 1;
+        let base = self.advance_counter(count)?;
+        seal_slots(&self.key, &mut self.batch, self.slot, base, count, Some(self.fill));
+        let end = self.slots * self.slot + FRAME_HEAD_LEN + self.fill + TAG_LEN;
+        self.inner.write_all(&self.batch[..end])?;
         self.inner.flush()?;
         Ok(self.inner)
     }
@@ -311,11 +369,27 @@ impl<W: Write> Write for EncryptWriter<W> {
         if data.is_empty() {
             return Ok(0);
         }
-        // A full segment is sealed as non-final only once more data arrives.
-        if self.sealer.is_full() {
-            self.emit(false)?;
+        if self.batch.is_empty() {
+            // Allocated on first use: a writer for a tiny payload needs one slot only.
+            let slots = if data.len() > self.segment { self.batch_slots } else { 1 };
+            self.batch.resize(slots * self.slot, 0);
         }
-        Ok(self.sealer.absorb(data))
+        // A full segment is sealed as non-final only once more data arrives.
+        if self.fill == self.segment {
+            self.slots += 1;
+            self.fill = 0;
+            if self.batch.len() < (self.slots + 1) * self.slot {
+                self.batch.resize(self.batch_slots * self.slot, 0);
+            }
+            if self.slots == self.batch_slots {
+                self.flush_batch()?;
+            }
+        }
+        let n = data.len().min(self.segment - self.fill);
+        let at = self.slots * self.slot + FRAME_HEAD_LEN + self.fill;
+        self.batch[at..at + n].copy_from_slice(&data[..n]);
+        self.fill += n;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -469,47 +543,153 @@ impl Opener {
     }
 }
 
-/// Decrypts a stream read from `inner`. Errors come back as `io::ErrorKind::InvalidData`
-/// wrapping a [`StreamError`] (see [`stream_error`]).
+/// Decrypts a stream read from `inner`, a batch of segments at a time (in parallel when the
+/// machine has several cores). Errors come back as `io::ErrorKind::InvalidData` wrapping a
+/// [`StreamError`] (see [`stream_error`]).
 pub struct DecryptReader<R: Read> {
     inner: R,
-    opener: Opener,
+    dek: Dek,
+    key: Option<StreamKey>,
+    segment: usize,
+    slot: usize,
+    position: u32,
+    buf: Vec<u8>,
+    /// Plaintext ranges in `buf` still to hand out, in order.
+    ready: std::collections::VecDeque<Range<usize>>,
+    done: bool,
+}
+
+/// Reads until `buf` is full or the source ends; returns the bytes read.
+fn read_full<R: Read>(inner: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match inner.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 impl<R: Read> DecryptReader<R> {
     pub fn new(inner: R, dek: &Dek) -> Self {
-        Self { inner, opener: Opener::new(dek) }
+        Self {
+            inner,
+            dek: dek.clone(),
+            key: None,
+            segment: 0,
+            slot: 0,
+            position: 0,
+            buf: Vec::new(),
+            ready: std::collections::VecDeque::new(),
+            done: false,
+        }
     }
 
-    /// Reads and opens frames until plaintext is available or the stream is done.
-    fn fill(&mut self) -> io::Result<()> {
-        while self.opener.plain.is_empty() && !matches!(self.opener.phase, Phase::Done) {
-            let target = self.opener.target();
-            let mut eof = false;
-            while self.opener.buf.len() < target {
-                let start = self.opener.buf.len();
-                self.opener.buf.resize(target, 0);
-                let n = loop {
-                    match self.inner.read(&mut self.opener.buf[start..]) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        other => break other,
+    fn open_header(&mut self) -> Result<(), StreamError> {
+        let mut header = [0u8; HEADER_LEN];
+        let n = read_full(&mut self.inner, &mut header).map_err(|_| StreamError::Truncated { segments: 0 })?;
+        if n < HEADER_LEN {
+            return Err(if n >= 4 && header[..4] != MAGIC {
+                StreamError::BadMagic
+            } else {
+                StreamError::Truncated { segments: 0 }
+            });
+        }
+        let (key, segment) = StreamKey::open(&self.dek, &header)?;
+        self.key = Some(key);
+        self.segment = segment;
+        self.slot = FRAME_HEAD_LEN + segment + TAG_LEN;
+        Ok(())
+    }
+
+    /// Reads the next batch of frames and opens them.
+    fn next_batch(&mut self) -> io::Result<()> {
+        if self.key.is_none() {
+            self.open_header()?;
+        }
+        let capacity = batch_slots(self.segment) * self.slot;
+        if self.buf.len() != capacity {
+            self.buf.resize(capacity, 0);
+        }
+        let n = read_full(&mut self.inner, &mut self.buf)?;
+        let at_eof = n < capacity;
+
+        // Walk the frame heads; non-final frames are all one size, so a full batch holds a
+        // whole number of them and frames never straddle two batches.
+        let mut frames: Vec<(usize, [u8; FRAME_HEAD_LEN])> = Vec::new();
+        let mut off = 0;
+        let mut problem: Option<StreamError> = None;
+        let mut last_seen = false;
+        while off < n && problem.is_none() {
+            let position = self.position + frames.len() as u32;
+            if off + FRAME_HEAD_LEN > n {
+                problem = Some(StreamError::Truncated { segments: position });
+                break;
+            }
+            let head: [u8; FRAME_HEAD_LEN] = self.buf[off..off + FRAME_HEAD_LEN].try_into().expect("9 bytes");
+            let (_, flags, len) = parse_head(&head);
+            let last = flags == FLAG_LAST;
+            if len as usize > self.segment {
+                problem = Some(StreamError::OversizedSegment { segment: position, len, max: self.segment as u32 });
+            } else if (flags & !FLAG_LAST) != 0 || (!last && len as usize != self.segment) {
+                problem = Some(StreamError::Tampered { segment: position });
+            } else if off + FRAME_HEAD_LEN + len as usize + TAG_LEN > n {
+                problem = Some(StreamError::Truncated { segments: position });
+            } else {
+                frames.push((off, head));
+                off += FRAME_HEAD_LEN + len as usize + TAG_LEN;
+                if last {
+                    last_seen = true;
+                    if off < n || (!at_eof && read_full(&mut self.inner, &mut [0u8; 1])? > 0) {
+                        problem = Some(StreamError::TrailingData);
                     }
-                };
-                let n = match n {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.opener.buf.truncate(start);
-                        return Err(e);
-                    }
-                };
-                self.opener.buf.truncate(start + n);
-                if n == 0 {
-                    eof = true;
                     break;
                 }
             }
-            self.opener.step(eof)?;
         }
+        if problem.is_none() && !last_seen && at_eof {
+            problem = Some(StreamError::Truncated { segments: self.position + frames.len() as u32 });
+        }
+
+        // Open every complete frame; report the earliest failure, then any framing problem.
+        let key = self.key.as_ref().expect("header read");
+        let base = self.position;
+        let mut bodies: Vec<(usize, &[u8; FRAME_HEAD_LEN], &mut [u8])> = Vec::with_capacity(frames.len());
+        let mut rest: &mut [u8] = &mut self.buf[..off];
+        let mut consumed = 0;
+        for (i, (start, head)) in frames.iter().enumerate() {
+            let len = parse_head(head).2 as usize;
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
+            let (frame, tail) = tail.split_at_mut(FRAME_HEAD_LEN + len + TAG_LEN);
+            consumed = start + FRAME_HEAD_LEN + len + TAG_LEN;
+            rest = tail;
+            bodies.push((i, head, &mut frame[FRAME_HEAD_LEN..]));
+        }
+        let open =
+            |(i, head, body): (usize, &[u8; FRAME_HEAD_LEN], &mut [u8])| key.open_frame(base + i as u32, head, body);
+        let results: Vec<Result<(), StreamError>> = if bodies.len() > 1 {
+            use rayon::prelude::*;
+            bodies.into_par_iter().map(open).collect()
+        } else {
+            bodies.into_iter().map(open).collect()
+        };
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err.into());
+        }
+        if let Some(err) = problem {
+            return Err(err.into());
+        }
+        for (start, head) in &frames {
+            let len = parse_head(head).2 as usize;
+            if len > 0 {
+                self.ready.push_back(start + FRAME_HEAD_LEN..start + FRAME_HEAD_LEN + len);
+            }
+        }
+        self.position += frames.len() as u32;
+        self.done = last_seen;
         Ok(())
     }
 }
@@ -526,12 +706,22 @@ impl<R: Read> Read for DecryptReader<R> {
 
 impl<R: Read> BufRead for DecryptReader<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.fill()?;
-        Ok(self.opener.plaintext())
+        while self.ready.is_empty() && !self.done {
+            self.next_batch()?;
+        }
+        Ok(match self.ready.front() {
+            Some(range) => &self.buf[range.clone()],
+            None => &[],
+        })
     }
 
     fn consume(&mut self, n: usize) {
-        self.opener.consume(n);
+        if let Some(front) = self.ready.front_mut() {
+            front.start += n;
+            if front.start >= front.end {
+                self.ready.pop_front();
+            }
+        }
     }
 }
 

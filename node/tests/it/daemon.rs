@@ -159,7 +159,7 @@ fn wrong_password_and_missing_keystore_fail_with_clear_errors() {
     let out = super::support::command()
         .arg("--datadir")
         .arg(dir.path())
-        .args(["--api.grpc-addr", "127.0.0.1:0"])
+        .args(["--api.grpc-addr", "127.0.0.1:0", "--p2p.listen", "/ip4/127.0.0.1/tcp/0"])
         .env("AIRBLOC_KEYSTORE_PASSWORD", "wrong")
         .output()
         .unwrap();

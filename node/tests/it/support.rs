@@ -114,6 +114,7 @@ pub fn spawn(datadir: &Path, rpc_url: &str, extra: &[&str]) -> Child {
         .arg("--datadir")
         .arg(datadir)
         .args(["--api.grpc-addr", "127.0.0.1:0", "--chain.rpc-url", rpc_url, "--log.filter", "info"])
+        .args(["--p2p.listen", "/ip4/127.0.0.1/tcp/0"])
         .args(extra)
         .env("AIRBLOC_KEYSTORE_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
