@@ -34,6 +34,7 @@ use alloy::{
 };
 use serde::{Deserialize, Serialize};
 use std::{
+    future::IntoFuture,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -357,6 +358,20 @@ impl Outbox {
         Ok(intent)
     }
 
+    /// Persists several unfinished intents in one fsynced batch.
+    fn save_many<'a>(&self, intents: impl Iterator<Item = &'a Intent>) -> Result<(), OutboxError> {
+        let store = &self.inner.store;
+        let mut batch = store.batch();
+        for intent in intents {
+            debug_assert!(!intent.state.is_final());
+            batch.put(cf::OUTBOX, intent.id.as_bytes(), intent);
+        }
+        if !batch.is_empty() {
+            store.write(batch, Durability::Sync)?;
+        }
+        Ok(())
+    }
+
     /// Persists an intent (fsynced), dropping it from the queue once final.
     fn save(&self, intent: &Intent) -> Result<(), OutboxError> {
         let store = &self.inner.store;
@@ -429,43 +444,66 @@ impl Outbox {
         let chain_next = provider.get_transaction_count(self.inner.from).block_id(BlockId::pending()).await?;
         let mut next = highest_local.map_or(chain_next, |h| chain_next.max(h + 1));
         let fees = provider.estimate_eip1559_fees().await?;
-        for intent in queued {
-            // The intent may have been cancelled while this pass ran.
-            let Some(intent) = self.get(&intent.id)?.filter(|i| i.state == IntentState::Queued) else { continue };
-            let request = self.request(&intent.call);
-            let gas = match provider.estimate_gas(request.clone()).await {
-                Ok(gas) => gas,
-                Err(e) => match is_revert(&e) {
-                    Some(reason) => {
-                        let mut done = intent;
-                        done.state = IntentState::Reverted { nonce: None, tx: None, block: None, reason };
-                        self.save(&done)?;
-                        continue;
-                    }
-                    None => return Err(e.into()),
-                },
-            };
-            let gas_limit = gas + gas / 5 + 10_000;
-            let (envelope, raw) =
-                self.sign(request, next, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas).await?;
-            let hash = *envelope.tx_hash();
-            let mut sent = intent;
-            sent.state = IntentState::Sent {
-                nonce: next,
-                gas_limit,
-                max_fee: fees.max_fee_per_gas,
-                priority_fee: fees.max_priority_fee_per_gas,
-                txs: vec![hash],
-                raw: raw.clone(),
-                sent_at_block: head,
-                sent_at: now(),
-                cancelling: false,
-            };
+        // Estimates run concurrently per chunk; signing is local; the signed chunk is persisted in
+        // one fsynced batch before any of it is broadcast.
+        for chunk in queued.chunks(32) {
+            let mut fresh = Vec::with_capacity(chunk.len());
+            for intent in chunk {
+                // The intent may have been cancelled while this pass ran.
+                if let Some(intent) = self.get(&intent.id)?.filter(|i| i.state == IntentState::Queued) {
+                    fresh.push(intent);
+                }
+            }
+            let estimates = futures::future::join_all(
+                fresh.iter().map(|intent| provider.estimate_gas(self.request(&intent.call)).into_future()),
+            )
+            .await;
+            let mut signed = Vec::with_capacity(fresh.len());
+            let mut outage = None;
+            for (intent, estimate) in fresh.into_iter().zip(estimates) {
+                let gas = match estimate {
+                    Ok(gas) => gas,
+                    Err(e) => match is_revert(&e) {
+                        Some(reason) => {
+                            let mut done = intent;
+                            done.state = IntentState::Reverted { nonce: None, tx: None, block: None, reason };
+                            self.save(&done)?;
+                            continue;
+                        }
+                        None => {
+                            outage = Some(e);
+                            break;
+                        }
+                    },
+                };
+                let gas_limit = gas + gas / 5 + 10_000;
+                let request = self.request(&intent.call);
+                let (envelope, raw) =
+                    self.sign(request, next, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas).await?;
+                let mut sent = intent;
+                sent.state = IntentState::Sent {
+                    nonce: next,
+                    gas_limit,
+                    max_fee: fees.max_fee_per_gas,
+                    priority_fee: fees.max_priority_fee_per_gas,
+                    txs: vec![*envelope.tx_hash()],
+                    raw: raw.clone(),
+                    sent_at_block: head,
+                    sent_at: now(),
+                    cancelling: false,
+                };
+                next += 1;
+                signed.push((sent, raw));
+            }
             // Durable before broadcast: a crash from here on re-broadcasts these exact bytes.
-            self.save(&sent)?;
-            debug!(target: "chain::outbox", id = %sent.id, nonce = next, tx = %hash, "broadcasting");
-            next += 1;
-            self.broadcast(&raw).await?;
+            self.save_many(signed.iter().map(|(intent, _)| intent))?;
+            for (intent, raw) in &signed {
+                debug!(target: "chain::outbox", id = %intent.id, tx = ?intent.state, "broadcasting");
+                self.broadcast(raw).await?;
+            }
+            if let Some(e) = outage {
+                return Err(e.into());
+            }
         }
         Ok(())
     }
