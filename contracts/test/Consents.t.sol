@@ -5,15 +5,6 @@ import {Fixture} from "./utils/Fixture.sol";
 import {Consents} from "../src/Consents.sol";
 
 contract ConsentsTest is Fixture {
-    event ConsentChanged(
-        bytes32 indexed userId,
-        bytes32 indexed appId,
-        bytes32 indexed dataTypeId,
-        uint8 action,
-        bool allowed,
-        address by,
-        bool byUser
-    );
 
     uint8 internal constant COLLECT = 0;
     uint8 internal constant EXCHANGE = 1;
@@ -41,7 +32,7 @@ contract ConsentsTest is Fixture {
 
     function test_ownerWritesDirectly() public {
         vm.expectEmit(address(consents));
-        emit ConsentChanged(aliceId, appId, dataTypeId, COLLECT, true, alice, true);
+        emit Consents.ConsentChanged(aliceId, appId, dataTypeId, COLLECT, true, alice, true);
         vm.prank(alice);
         consents.setConsents(one(aliceId, COLLECT, true));
         assertTrue(consents.isAllowed(aliceId, appId, COLLECT, dataTypeId));
@@ -73,7 +64,7 @@ contract ConsentsTest is Fixture {
     function test_controllerMayCreateButNotFlipUserConsent() public {
         // The keeper writes for its temporary user.
         vm.expectEmit(address(consents));
-        emit ConsentChanged(tempId, appId, dataTypeId, COLLECT, true, keeper, false);
+        emit Consents.ConsentChanged(tempId, appId, dataTypeId, COLLECT, true, keeper, false);
         vm.prank(keeper);
         consents.setConsents(one(tempId, COLLECT, true));
         assertTrue(consents.isAllowed(tempId, appId, COLLECT, dataTypeId));
@@ -144,7 +135,7 @@ contract ConsentsTest is Fixture {
         bytes memory sig = signDigest(aliceKey, digest);
 
         vm.expectEmit(address(consents));
-        emit ConsentChanged(aliceId, appId, dataTypeId, EXCHANGE, true, alice, true);
+        emit Consents.ConsentChanged(aliceId, appId, dataTypeId, EXCHANGE, true, alice, true);
         vm.prank(stranger);
         consents.setConsentsBySig(aliceId, batch, deadline, sig);
         assertTrue(consents.isAllowed(aliceId, appId, EXCHANGE, dataTypeId));

@@ -5,25 +5,13 @@ import {Fixture} from "./utils/Fixture.sol";
 import {DataRegistry} from "../src/DataRegistry.sol";
 
 contract DataRegistryTest is Fixture {
-    event BundleRegistered(
-        bytes32 indexed bundleId,
-        bytes32 indexed appId,
-        bytes32 indexed dataTypeId,
-        address provider,
-        bytes32 merkleRoot,
-        uint64 recordCount,
-        bytes32 ciphertextHash,
-        uint64 size,
-        string locator
-    );
-    event BundleUnregistered(bytes32 indexed bundleId);
 
     function test_registerBundle() public {
         bytes32[] memory leaves = recordLeaves(keccak256("u"), 5);
         bytes32 root = rootOf(leaves);
         bytes32 expected = data.bundleIdOf(provider, appId, dataTypeId, root, 5, keccak256("body"), 1000);
         vm.expectEmit(address(data));
-        emit BundleRegistered(expected, appId, dataTypeId, provider, root, 5, keccak256("body"), 1000, "loc");
+        emit DataRegistry.BundleRegistered(expected, appId, dataTypeId, provider, root, 5, keccak256("body"), 1000, "loc");
         vm.prank(provider);
         bytes32 id = data.registerBundle(appId, dataTypeId, root, 5, keccak256("body"), 1000, "loc");
         assertEq(id, expected);
@@ -114,7 +102,7 @@ contract DataRegistryTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(DataRegistry.NotBundleOwner.selector, id, stranger));
         data.unregister(id);
         vm.expectEmit(address(data));
-        emit BundleUnregistered(id);
+        emit DataRegistry.BundleUnregistered(id);
         vm.prank(provider);
         data.unregister(id);
         assertFalse(data.isActive(id));

@@ -6,32 +6,6 @@ import {Exchange} from "../src/Exchange.sol";
 import {TestToken} from "../src/TestToken.sol";
 
 contract ExchangeTest is Fixture {
-    event OfferCreated(
-        bytes32 indexed offerId,
-        address indexed provider,
-        address indexed consumer,
-        bytes32[] bundleIds,
-        address token,
-        uint256 price,
-        uint64 deliveryWindow,
-        uint64 disputeWindow,
-        uint64 expiresAt
-    );
-    event OfferCancelled(bytes32 indexed offerId);
-    event OrderPlaced(
-        bytes32 indexed orderId,
-        bytes32 indexed offerId,
-        address indexed consumer,
-        address token,
-        uint256 amount,
-        bytes consumerPublicKey,
-        uint64 deliverBy
-    );
-    event OrderDelivered(bytes32 indexed orderId, bytes32 keyCommitment, bytes32 consumerKeyHash, uint64 disputeBy);
-    event OrderSettled(bytes32 indexed orderId, address indexed provider, uint256 amount);
-    event OrderRefunded(bytes32 indexed orderId, address indexed consumer, uint256 amount);
-    event OrderDisputed(bytes32 indexed orderId, bytes32 indexed offerId, bytes32 bundleId, bytes32 leaf);
-    event Withdrawn(address indexed account, address indexed token, uint256 amount);
 
     uint256 internal constant PRICE = 1 ether;
     bytes32 internal bundleId;
@@ -83,7 +57,7 @@ contract ExchangeTest is Fixture {
         Exchange.OfferTerms memory t = terms(consumer, address(0));
         bytes32 expected = keccak256(abi.encode(block.chainid, address(exchange), provider, uint256(0)));
         vm.expectEmit(address(exchange));
-        emit OfferCreated(expected, provider, consumer, t.bundleIds, address(0), PRICE, 1 hours, 1 days, t.expiresAt);
+        emit Exchange.OfferCreated(expected, provider, consumer, t.bundleIds, address(0), PRICE, 1 hours, 1 days, t.expiresAt);
         vm.prank(provider);
         bytes32 id = exchange.createOffer(t);
         assertEq(id, expected);
@@ -139,7 +113,7 @@ contract ExchangeTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(Exchange.NotOfferProvider.selector, id, stranger));
         exchange.cancelOffer(id);
         vm.expectEmit(address(exchange));
-        emit OfferCancelled(id);
+        emit Exchange.OfferCancelled(id);
         vm.prank(provider);
         exchange.cancelOffer(id);
         vm.prank(provider);
@@ -170,7 +144,7 @@ contract ExchangeTest is Fixture {
         bytes32 offerId = offer(address(0), address(0));
         bytes32 expected = keccak256(abi.encode(block.chainid, address(exchange), offerId, consumer, uint256(1)));
         vm.expectEmit(address(exchange));
-        emit OrderPlaced(expected, offerId, consumer, address(0), PRICE, consumerPub, uint64(block.timestamp + 1 hours));
+        emit Exchange.OrderPlaced(expected, offerId, consumer, address(0), PRICE, consumerPub, uint64(block.timestamp + 1 hours));
         vm.prank(consumer);
         exchange.order{value: PRICE}(offerId, consumerPub);
     }
@@ -214,7 +188,7 @@ contract ExchangeTest is Fixture {
         (, bytes32 orderId) = placed();
         uint64 disputeBy = uint64(block.timestamp + 1 days);
         vm.expectEmit(address(exchange));
-        emit OrderDelivered(orderId, keccak256("wrapped key"), keccak256(consumerPub), disputeBy);
+        emit Exchange.OrderDelivered(orderId, keccak256("wrapped key"), keccak256(consumerPub), disputeBy);
         vm.prank(provider);
         exchange.deliver(orderId, keccak256("wrapped key"), keccak256(consumerPub));
         Exchange.Order memory o = exchange.getOrder(orderId);
@@ -241,14 +215,14 @@ contract ExchangeTest is Fixture {
     function test_settle_byConsumer_thenProviderWithdraws() public {
         (, bytes32 orderId) = delivered();
         vm.expectEmit(address(exchange));
-        emit OrderSettled(orderId, provider, PRICE);
+        emit Exchange.OrderSettled(orderId, provider, PRICE);
         vm.prank(consumer);
         exchange.settle(orderId);
         assertEq(exchange.credits(provider, address(0)), PRICE);
 
         uint256 before = provider.balance;
         vm.expectEmit(address(exchange));
-        emit Withdrawn(provider, address(0), PRICE);
+        emit Exchange.Withdrawn(provider, address(0), PRICE);
         vm.prank(provider);
         exchange.withdraw(address(0));
         assertEq(provider.balance - before, PRICE);
@@ -282,7 +256,7 @@ contract ExchangeTest is Fixture {
         exchange.refund(orderId);
         vm.warp(block.timestamp + 1 hours + 1);
         vm.expectEmit(address(exchange));
-        emit OrderRefunded(orderId, consumer, PRICE);
+        emit Exchange.OrderRefunded(orderId, consumer, PRICE);
         exchange.refund(orderId);
         uint256 before = consumer.balance;
         vm.prank(consumer);
@@ -306,7 +280,7 @@ contract ExchangeTest is Fixture {
         bytes memory sig = signDigest(providerKey, exchange.deliveryProofDigest(orderId, bundleId, badLeaf, proof));
 
         vm.expectEmit(address(exchange));
-        emit OrderDisputed(orderId, offerId, bundleId, badLeaf);
+        emit Exchange.OrderDisputed(orderId, offerId, bundleId, badLeaf);
         vm.prank(consumer);
         exchange.dispute(orderId, bundleId, badLeaf, proof, sig);
         assertEq(uint256(exchange.getOrder(orderId).status), uint256(Exchange.OrderStatus.Disputed));

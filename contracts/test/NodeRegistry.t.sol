@@ -14,9 +14,6 @@ contract PeerIdsHarness {
 contract NodeRegistryTest is Fixture {
     PeerIdsHarness internal peerIds;
 
-    event NodeRegistered(address indexed node, uint8 roles, bytes peerId, string[] multiaddrs);
-    event NodeUpdated(address indexed node, uint8 roles, string[] multiaddrs);
-    event NodeDeactivated(address indexed node);
 
     function setUp() public override {
         super.setUp();
@@ -32,7 +29,7 @@ contract NodeRegistryTest is Fixture {
         bytes memory peerId = peerIdOf(providerKey);
         string[] memory ma = addrs("/ip4/127.0.0.1/tcp/9650");
         vm.expectEmit(address(nodes));
-        emit NodeRegistered(provider, 1 | 2, peerId, ma);
+        emit NodeRegistry.NodeRegistered(provider, 1 | 2, peerId, ma);
         vm.prank(provider);
         nodes.register(1 | 2, peerId, ma);
 
@@ -101,12 +98,12 @@ contract NodeRegistryTest is Fixture {
         nodes.register(1, peerIdOf(providerKey), new string[](0));
         string[] memory ma = addrs("/dns4/p.example/tcp/9650");
         vm.expectEmit(address(nodes));
-        emit NodeUpdated(provider, 5, ma);
+        emit NodeRegistry.NodeUpdated(provider, 5, ma);
         nodes.update(5, ma);
         assertEq(uint256(nodes.getNode(provider).roles), 5);
 
         vm.expectEmit(address(nodes));
-        emit NodeDeactivated(provider);
+        emit NodeRegistry.NodeDeactivated(provider);
         nodes.deactivate();
         assertFalse(nodes.isActive(provider));
         assertEq(nodes.activeCount(), 0);

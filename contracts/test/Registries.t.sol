@@ -8,12 +8,10 @@ import {DataTypeRegistry} from "../src/DataTypeRegistry.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
 contract ControllerRegistryTest is Fixture {
-    event ControllerAdded(address indexed controller);
-    event ControllerRemoved(address indexed controller);
 
     function test_addAndRemove() public {
         vm.expectEmit(address(controllers));
-        emit ControllerAdded(bob);
+        emit ControllerRegistry.ControllerAdded(bob);
         vm.prank(governor);
         controllers.addController(bob);
         assertTrue(controllers.isController(bob));
@@ -23,7 +21,7 @@ contract ControllerRegistryTest is Fixture {
         controllers.addController(bob);
 
         vm.expectEmit(address(controllers));
-        emit ControllerRemoved(bob);
+        emit ControllerRegistry.ControllerRemoved(bob);
         vm.prank(governor);
         controllers.removeController(bob);
         assertFalse(controllers.isController(bob));
@@ -57,15 +55,11 @@ contract ControllerRegistryTest is Fixture {
 }
 
 contract AppRegistryTest is Fixture {
-    event AppRegistered(bytes32 indexed appId, string name, address indexed owner);
-    event AppOwnershipTransferred(bytes32 indexed appId, address indexed previousOwner, address indexed newOwner);
-    event AppUnregistered(bytes32 indexed appId);
-    event AppAuthorizationChanged(bytes32 indexed appId, address indexed account, bool authorized);
 
     function test_register() public {
         bytes32 id = keccak256(bytes("fitness"));
         vm.expectEmit(address(apps));
-        emit AppRegistered(id, "fitness", alice);
+        emit AppRegistry.AppRegistered(id, "fitness", alice);
         vm.prank(alice);
         assertEq(apps.register("fitness"), id);
         assertEq(apps.ownerOf(id), alice);
@@ -85,11 +79,11 @@ contract AppRegistryTest is Fixture {
     function test_transfer_clearsAuthorizations() public {
         vm.startPrank(provider);
         vm.expectEmit(address(apps));
-        emit AppAuthorizationChanged(appId, bob, true);
+        emit AppRegistry.AppAuthorizationChanged(appId, bob, true);
         apps.setAuthorized(appId, bob, true);
         assertTrue(apps.isAuthorized(appId, bob));
         vm.expectEmit(address(apps));
-        emit AppOwnershipTransferred(appId, provider, alice);
+        emit AppRegistry.AppOwnershipTransferred(appId, provider, alice);
         apps.transferOwnership(appId, alice);
         vm.stopPrank();
         assertFalse(apps.isAuthorized(appId, bob), "authorizations die with the transfer");
@@ -118,7 +112,7 @@ contract AppRegistryTest is Fixture {
 
     function test_unregister_retiresTheName() public {
         vm.expectEmit(address(apps));
-        emit AppUnregistered(appId);
+        emit AppRegistry.AppUnregistered(appId);
         vm.prank(provider);
         apps.unregister(appId);
         assertFalse(apps.exists(appId));
@@ -133,14 +127,11 @@ contract AppRegistryTest is Fixture {
 }
 
 contract DataTypeRegistryTest is Fixture {
-    event DataTypeRegistered(bytes32 indexed dataTypeId, string name, address indexed owner, bytes32 schemaHash);
-    event SchemaUpdated(bytes32 indexed dataTypeId, uint32 version, bytes32 schemaHash);
-    event DataTypeUnregistered(bytes32 indexed dataTypeId);
 
     function test_register() public {
         bytes32 id = keccak256(bytes("heart-rate"));
         vm.expectEmit(address(dataTypes));
-        emit DataTypeRegistered(id, "heart-rate", alice, SCHEMA);
+        emit DataTypeRegistry.DataTypeRegistered(id, "heart-rate", alice, SCHEMA);
         vm.prank(alice);
         assertEq(dataTypes.register("heart-rate", SCHEMA), id);
         DataTypeRegistry.DataType memory t = dataTypes.getDataType(id);
@@ -161,7 +152,7 @@ contract DataTypeRegistryTest is Fixture {
     function test_updateSchema_isVersioned() public {
         bytes32 v2 = keccak256("v2");
         vm.expectEmit(address(dataTypes));
-        emit SchemaUpdated(dataTypeId, 2, v2);
+        emit DataTypeRegistry.SchemaUpdated(dataTypeId, 2, v2);
         vm.prank(provider);
         assertEq(uint256(dataTypes.updateSchema(dataTypeId, v2)), 2);
         assertEq(dataTypes.schemaAt(dataTypeId, 1), SCHEMA);
@@ -181,7 +172,7 @@ contract DataTypeRegistryTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(DataTypeRegistry.NotDataTypeOwner.selector, dataTypeId, stranger));
         dataTypes.unregister(dataTypeId);
         vm.expectEmit(address(dataTypes));
-        emit DataTypeUnregistered(dataTypeId);
+        emit DataTypeRegistry.DataTypeUnregistered(dataTypeId);
         vm.prank(provider);
         dataTypes.unregister(dataTypeId);
         assertFalse(dataTypes.exists(dataTypeId));

@@ -5,10 +5,6 @@ import {Fixture} from "./utils/Fixture.sol";
 import {Users} from "../src/Users.sol";
 
 contract UsersTest is Fixture {
-    event UserCreated(bytes32 indexed userId, address indexed owner);
-    event TemporaryUserCreated(bytes32 indexed userId, bytes32 indexed identityHash, address indexed controller);
-    event TemporaryUserUnlocked(bytes32 indexed userId, address indexed newOwner, address indexed controller);
-    event ControllerChanged(bytes32 indexed userId, address indexed controller);
 
     bytes32 internal constant PREIMAGE = keccak256("hmac(keeper-secret, alice@example.com)");
     bytes32 internal identityHash = keccak256(abi.encodePacked(PREIMAGE));
@@ -16,7 +12,7 @@ contract UsersTest is Fixture {
     function test_create() public {
         bytes32 expected = keccak256(abi.encode("airbloc.user", alice));
         vm.expectEmit(address(users));
-        emit UserCreated(expected, alice);
+        emit Users.UserCreated(expected, alice);
         vm.prank(alice);
         bytes32 id = users.create();
         assertEq(id, expected);
@@ -37,7 +33,7 @@ contract UsersTest is Fixture {
     function test_createTemporary() public {
         bytes32 expected = keccak256(abi.encode("airbloc.user.temporary", identityHash));
         vm.expectEmit(address(users));
-        emit TemporaryUserCreated(expected, identityHash, keeper);
+        emit Users.TemporaryUserCreated(expected, identityHash, keeper);
         vm.prank(keeper);
         bytes32 id = users.createTemporary(identityHash);
         assertEq(id, expected);
@@ -65,7 +61,7 @@ contract UsersTest is Fixture {
         vm.prank(keeper);
         bytes32 id = users.createTemporary(identityHash);
         vm.expectEmit(address(users));
-        emit TemporaryUserUnlocked(id, alice, keeper);
+        emit Users.TemporaryUserUnlocked(id, alice, keeper);
         vm.prank(keeper);
         assertEq(users.unlockTemporary(PREIMAGE, alice), id);
         assertEq(users.ownerOf(id), alice);
@@ -105,7 +101,7 @@ contract UsersTest is Fixture {
         vm.prank(alice);
         bytes32 id = users.create();
         vm.expectEmit(address(users));
-        emit ControllerChanged(id, keeper);
+        emit Users.ControllerChanged(id, keeper);
         vm.prank(alice);
         users.setController(id, keeper);
         assertEq(users.controllerOf(id), keeper);
