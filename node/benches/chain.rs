@@ -12,20 +12,17 @@
 use airbloc_node::{
     chain::{
         contracts::{AppRegistry, Consents, ControllerRegistry, DataTypeRegistry, Users, actions},
-        deploy::{DeployOptions, deploy_all},
         indexer::{Indexer, IndexerConfig},
         outbox::{Call, Outbox, OutboxConfig},
     },
     daemon::connect,
-    keys::NodeKey,
     store::{Durability, Store, cf},
-    test_utils::spawn_anvil_with,
+    test_utils::{deploy_local, dev_key, spawn_anvil_with},
 };
 use alloy::{
     network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
-    node_bindings::AnvilInstance,
     primitives::{B256, Bytes, U256, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::Provider,
     rpc::types::TransactionRequest,
 };
 use std::{sync::Arc, time::Instant};
@@ -89,25 +86,10 @@ fn store_bench(batches: usize) {
     );
 }
 
-fn key(anvil: &AnvilInstance, i: usize) -> NodeKey {
-    let secret: [u8; 32] = anvil.keys()[i].to_bytes().into();
-    NodeKey::from_secret(&secret).unwrap()
-}
-
-fn wallet_provider(anvil: &AnvilInstance, key: &NodeKey) -> DynProvider {
-    ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.signer().clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased()
-}
-
 async fn indexer_bench(users: usize) {
     println!("\n== indexer catch-up ({} events) ==", users * 100);
     let anvil = spawn_anvil_with(&[]);
-    let governor = key(&anvil, 0);
-    let gov = wallet_provider(&anvil, &governor);
-    let deployment =
-        deploy_all(&gov, &DeployOptions { governor: governor.address(), test_token: false }).await.unwrap();
+    let (governor, gov, deployment) = deploy_local(&anvil, false).await;
     let at = |name| deployment.address(name).unwrap();
     ControllerRegistry::new(at("ControllerRegistry"), &gov)
         .addController(governor.address())
@@ -179,7 +161,7 @@ async fn outbox_bench(n: usize) {
     // Plain sender: pre-assigned nonces, fire everything, wait for the last receipt.
     let plain_rate = {
         let anvil = spawn_anvil_with(&["--block-time", "1", "--gas-limit", "300000000"]);
-        let sender = key(&anvil, 1);
+        let sender = dev_key(&anvil, 1);
         let provider = connect(&anvil.endpoint()).await.unwrap();
         let wallet = EthereumWallet::from(sender.signer().clone());
         let fees = provider.estimate_eip1559_fees().await.unwrap();
@@ -208,7 +190,7 @@ async fn outbox_bench(n: usize) {
     };
     let outbox_rate = {
         let anvil = spawn_anvil_with(&["--block-time", "1", "--gas-limit", "300000000"]);
-        let sender = key(&anvil, 1);
+        let sender = dev_key(&anvil, 1);
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let provider = connect(&anvil.endpoint()).await.unwrap();

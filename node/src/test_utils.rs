@@ -68,3 +68,31 @@ pub fn run_json(program: &std::path::Path, args: &[&str], input: &serde_json::Va
 pub fn interop_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
 }
+
+/// The node key of anvil's dev account `index`.
+pub fn dev_key(anvil: &AnvilInstance, index: usize) -> crate::keys::NodeKey {
+    let secret: [u8; 32] = anvil.keys()[index].to_bytes().into();
+    crate::keys::NodeKey::from_secret(&secret).expect("anvil dev keys are valid")
+}
+
+/// A provider that signs test transactions with `key` (alloy's recommended fillers).
+pub fn signing_provider(anvil: &AnvilInstance, key: &crate::keys::NodeKey) -> alloy::providers::DynProvider {
+    use alloy::providers::{Provider, ProviderBuilder};
+    ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(key.signer().clone()))
+        .connect_http(anvil.endpoint_url())
+        .erased()
+}
+
+/// Deploys the contract suite from dev account 0, which also governs it. Returns the governor's
+/// key, its signing provider and the deployment.
+pub async fn deploy_local(
+    anvil: &AnvilInstance,
+    test_token: bool,
+) -> (crate::keys::NodeKey, alloy::providers::DynProvider, crate::chain::Deployment) {
+    let governor = dev_key(anvil, 0);
+    let provider = signing_provider(anvil, &governor);
+    let options = crate::chain::deploy::DeployOptions { governor: governor.address(), test_token };
+    let deployment = crate::chain::deploy::deploy_all(&provider, &options).await.expect("deploy the contracts");
+    (governor, provider, deployment)
+}

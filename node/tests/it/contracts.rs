@@ -13,13 +13,12 @@ use airbloc_node::{
     },
     crypto::eip712::{Consent, ConsentBatch, consents_domain},
     keys::NodeKey,
-    test_utils::{spawn_anvil, workspace_root},
+    test_utils::{dev_key, signing_provider, spawn_anvil, workspace_root},
 };
 use alloy::{
-    network::EthereumWallet,
     node_bindings::AnvilInstance,
     primitives::{Address, B256, Bytes, U256, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::TransactionReceipt,
     signers::Signer,
     sol_types::{SolEvent, SolStruct, SolValue},
@@ -33,10 +32,8 @@ struct Actor {
 
 impl Actor {
     fn new(anvil: &AnvilInstance, index: usize) -> Self {
-        let secret: [u8; 32] = anvil.keys()[index].to_bytes().into();
-        let key = NodeKey::from_secret(&secret).unwrap();
-        let wallet = EthereumWallet::from(key.signer().clone());
-        let provider = ProviderBuilder::new().wallet(wallet).connect_http(anvil.endpoint_url()).erased();
+        let key = dev_key(anvil, index);
+        let provider = signing_provider(anvil, &key);
         Self { key, provider }
     }
 

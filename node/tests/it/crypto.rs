@@ -3,10 +3,7 @@
 //! eth-account, canonical records, identity hashing, and secrets that never print.
 
 use airbloc_node::{
-    chain::{
-        contracts::{AppRegistry, DataRegistry, DataTypeRegistry},
-        deploy::{DeployOptions, deploy_all},
-    },
+    chain::contracts::{AppRegistry, DataRegistry, DataTypeRegistry},
     crypto::{
         Dek,
         eip712::{BundleAnnouncement, node_domain},
@@ -20,12 +17,10 @@ use airbloc_node::{
         wrap::{self, WrapError},
     },
     keys::NodeKey,
-    test_utils::{interop_script, python, run_json, spawn_anvil},
+    test_utils::{deploy_local, interop_script, python, run_json, spawn_anvil},
 };
 use alloy::{
-    network::EthereumWallet,
     primitives::{Address, B256, U256, keccak256},
-    providers::{Provider, ProviderBuilder},
     signers::{Signature, Signer},
     sol_types::SolStruct,
 };
@@ -352,14 +347,7 @@ fn merkle_rejects_bad_input_and_forged_proofs() {
 #[tokio::test]
 async fn merkle_proofs_verify_on_the_deployed_data_registry() {
     let anvil = spawn_anvil();
-    let secret: [u8; 32] = anvil.keys()[0].to_bytes().into();
-    let key = NodeKey::from_secret(&secret).unwrap();
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.signer().clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    let deployment =
-        deploy_all(&provider, &DeployOptions { governor: key.address(), test_token: false }).await.unwrap();
+    let (key, provider, deployment) = deploy_local(&anvil, false).await;
     let at = |name| deployment.address(name).unwrap();
     AppRegistry::new(at("AppRegistry"), &provider)
         .register("app".into())

@@ -14,23 +14,18 @@ use airbloc_node::{
     daemon::connect,
     keys::NodeKey,
     store::Store,
-    test_utils::spawn_anvil,
+    test_utils::{dev_key, signing_provider, spawn_anvil},
 };
 use alloy::{
-    network::EthereumWallet,
     node_bindings::AnvilInstance,
     primitives::{B256, U256, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
 };
 use std::sync::Arc;
 
 fn actor(anvil: &AnvilInstance, i: usize) -> (NodeKey, DynProvider) {
-    let secret: [u8; 32] = anvil.keys()[i].to_bytes().into();
-    let key = NodeKey::from_secret(&secret).unwrap();
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(key.signer().clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
+    let key = dev_key(anvil, i);
+    let provider = signing_provider(anvil, &key);
     (key, provider)
 }
 

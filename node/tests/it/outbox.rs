@@ -3,19 +3,18 @@
 use airbloc_node::{
     chain::{
         contracts::AppRegistry,
-        deploy::{DeployOptions, deploy_all},
         outbox::{Call, IntentState, Outbox, OutboxConfig, OutboxError},
     },
     daemon::connect,
     keys::NodeKey,
     store::Store,
-    test_utils::{spawn_anvil, spawn_anvil_with},
+    test_utils::{deploy_local, dev_key, spawn_anvil, spawn_anvil_with},
 };
 use alloy::{
     network::EthereumWallet,
     node_bindings::AnvilInstance,
     primitives::{Address, Bytes, U256, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     sol_types::SolCall,
 };
 use std::{sync::Arc, time::Duration};
@@ -30,16 +29,8 @@ struct Setup {
 }
 
 async fn setup(anvil: AnvilInstance) -> Setup {
-    let secret: [u8; 32] = anvil.keys()[0].to_bytes().into();
-    let governor = NodeKey::from_secret(&secret).unwrap();
-    let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(governor.signer().clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    let deployment =
-        deploy_all(&provider, &DeployOptions { governor: governor.address(), test_token: false }).await.unwrap();
-    let secret: [u8; 32] = anvil.keys()[1].to_bytes().into();
-    let key = NodeKey::from_secret(&secret).unwrap();
+    let (_, _, deployment) = deploy_local(&anvil, false).await;
+    let key = dev_key(&anvil, 1);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     Setup { apps: deployment.address("AppRegistry").unwrap(), anvil, key, _dir: dir, store }
