@@ -16,6 +16,7 @@ use airbloc_node::{
         outbox::{Call, Outbox, OutboxConfig},
     },
     daemon::connect,
+    mined,
     store::{Durability, Store, cf},
     test_utils::{deploy_local, dev_key, spawn_anvil_with},
 };
@@ -91,26 +92,12 @@ async fn indexer_bench(users: usize) {
     let anvil = spawn_anvil_with(&[]);
     let (governor, gov, deployment) = deploy_local(&anvil, false).await;
     let at = |name| deployment.address(name).unwrap();
-    ControllerRegistry::new(at("ControllerRegistry"), &gov)
-        .addController(governor.address())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(ControllerRegistry::new(at("ControllerRegistry"), &gov).addController(governor.address()));
     AppRegistry::new(at("AppRegistry"), &gov).register("app".into()).send().await.unwrap().get_receipt().await.unwrap();
     let mut types = Vec::new();
     for i in 0..50 {
         let name = format!("type-{i}");
-        DataTypeRegistry::new(at("DataTypeRegistry"), &gov)
-            .register(name.clone(), keccak256("{}"))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        mined!(DataTypeRegistry::new(at("DataTypeRegistry"), &gov).register(name.clone(), keccak256("{}")));
         types.push(keccak256(name));
     }
     let users_c = Users::new(at("Users"), &gov);

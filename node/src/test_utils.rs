@@ -96,3 +96,13 @@ pub async fn deploy_local(
     let deployment = crate::chain::deploy::deploy_all(&provider, &options).await.expect("deploy the contracts");
     (governor, provider, deployment)
 }
+
+/// Sends a contract call, waits for its receipt and asserts it succeeded; evaluates to the receipt.
+#[macro_export]
+macro_rules! mined {
+    ($call:expr) => {{
+        let receipt = $call.send().await.expect("sent").get_receipt().await.expect("receipt");
+        assert!(receipt.status(), "transaction reverted: {:?}", receipt.transaction_hash);
+        receipt
+    }};
+}

@@ -53,13 +53,7 @@ fn event<E: SolEvent>(receipt: &TransactionReceipt) -> E {
         .unwrap_or_else(|| panic!("no {} event in {:?}", E::SIGNATURE, receipt.transaction_hash))
 }
 
-macro_rules! mined {
-    ($call:expr) => {{
-        let receipt = $call.send().await.expect("sent").get_receipt().await.expect("receipt");
-        assert!(receipt.status(), "transaction reverted: {:?}", receipt.transaction_hash);
-        receipt
-    }};
-}
+use airbloc_node::mined;
 
 fn leaf(user: B256, index: u64, ciphertext_hash: B256) -> B256 {
     keccak256(keccak256((user, index, ciphertext_hash).abi_encode()))

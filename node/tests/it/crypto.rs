@@ -17,6 +17,7 @@ use airbloc_node::{
         wrap::{self, WrapError},
     },
     keys::NodeKey,
+    mined,
     test_utils::{deploy_local, interop_script, python, run_json, spawn_anvil},
 };
 use alloy::{
@@ -349,35 +350,15 @@ async fn merkle_proofs_verify_on_the_deployed_data_registry() {
     let anvil = spawn_anvil();
     let (key, provider, deployment) = deploy_local(&anvil, false).await;
     let at = |name| deployment.address(name).unwrap();
-    AppRegistry::new(at("AppRegistry"), &provider)
-        .register("app".into())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    DataTypeRegistry::new(at("DataTypeRegistry"), &provider)
-        .register("t".into(), keccak256("{}"))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(AppRegistry::new(at("AppRegistry"), &provider).register("app".into()));
+    mined!(DataTypeRegistry::new(at("DataTypeRegistry"), &provider).register("t".into(), keccak256("{}")));
 
     let records = sample_records(37);
     let leaves: Vec<B256> = records.iter().map(|(u, i, h)| record_leaf(*u, *i, *h)).collect();
     let tree = MerkleTree::new(&leaves).unwrap();
     let data = DataRegistry::new(at("DataRegistry"), &provider);
     let (app, data_type) = (keccak256("app"), keccak256("t"));
-    data.registerBundle(app, data_type, tree.root(), 37, keccak256("body"), 1, "".into())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(data.registerBundle(app, data_type, tree.root(), 37, keccak256("body"), 1, "".into()));
     let bundle =
         data.bundleIdOf(key.address(), app, data_type, tree.root(), 37, keccak256("body"), 1).call().await.unwrap();
     for i in [0usize, 1, 17, 36] {

@@ -29,13 +29,7 @@ fn actor(anvil: &AnvilInstance, i: usize) -> (NodeKey, DynProvider) {
     (key, provider)
 }
 
-macro_rules! mined {
-    ($call:expr) => {{
-        let receipt = $call.send().await.expect("sent").get_receipt().await.expect("receipt");
-        assert!(receipt.status());
-        receipt
-    }};
-}
+use airbloc_node::mined;
 
 /// Indexes until caught up with the head; returns the state view.
 async fn index_to_head(indexer: &mut Indexer, provider: &DynProvider) {
