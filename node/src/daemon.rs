@@ -15,7 +15,7 @@ use crate::{
         outbox::{Outbox, OutboxConfig},
         state::ChainState,
     },
-    config::{ChainConfig, Config},
+    config::{ChainConfig, Config, Role},
     datadir::{DataDir, DataDirError, RuntimeInfo},
     keys::{self, KeyError},
     store::{Store, StoreError},
@@ -49,6 +49,8 @@ pub enum NodeError {
     Deployment(#[from] crate::chain::deployment::DeploymentError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Network(#[from] crate::p2p::NetworkError),
     #[error("cannot bind the metrics address {addr}: {source} — choose another with --metrics.addr")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("a node task panicked: {0}")]
@@ -87,6 +89,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         }
     };
 
+    let chain_id = deployment.as_ref().map(|d| d.chain_id);
     let store = Arc::new(Store::open(&datadir.path().join("db"))?);
     let chain = ChainMonitor::new(config.chain.rpc_url.clone(), deployment.as_ref().map(|d| d.chain_id));
     let backend = Backend::new(store.clone(), chain.status());
@@ -121,6 +124,21 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             start.await;
         }
     }
+    let registry = crate::metrics::Registry::new();
+    let network = start_network(&config, &key, chain_id, &backend, &registry, &tasks, &cancel).await?;
+    let p2p_addrs: Vec<String> = network
+        .listening()
+        .await
+        .iter()
+        .map(|a| format!("{a}/p2p/{}", network.local_peer_id()))
+        .collect();
+    if config.p2p.register && chain_id.is_some() && !config.has_role(Role::Bootnode) {
+        let announced = match config.p2p.external_addrs.is_empty() {
+            true => network.listening().await.iter().map(ToString::to_string).collect(),
+            false => config.p2p.external_addrs.clone(),
+        };
+        tasks.spawn(register_self(backend.clone(), key.peer_id(), roles_bits(&config.roles), announced, config.chain.indexer_lag, cancel.child_token()));
+    }
     let metrics_listener = match config.metrics.enabled {
         true => Some(
             crate::metrics::bind(config.metrics.addr)
@@ -138,13 +156,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             peer_id: key.peer_id().to_string(),
             grpc_addr,
             metrics_addr,
+            p2p_addrs,
             token_file: token_file.clone(),
         })
         .map_err(|source| NodeError::Runtime { path: datadir.path().join(crate::datadir::RUNTIME_FILE), source })?;
     info!(target: "api", %grpc_addr, token_file = %token_file.display(), "gRPC API listening");
 
     tasks.spawn(chain.run(cancel.child_token()));
-    let registry = crate::metrics::Registry::new();
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
     }
@@ -229,6 +247,7 @@ async fn start_chain_services(
     match started {
         Ok((outbox, indexer, handle)) => {
             backend.set_services(ChainServices {
+                deployment: Arc::new(deployment.clone()),
                 outbox: outbox.clone(),
                 indexer: handle,
                 state: ChainState::new(backend.store.clone()),
@@ -238,5 +257,117 @@ async fn start_chain_services(
             tasks.spawn(indexer.run(cancel));
         }
         Err(e) => warn!(target: "chain", error = %e, "chain services could not start"),
+    }
+}
+
+/// Starts libp2p: chain admission for nodes with a deployment; open admission (DHT only, no
+/// gossip) for bootnodes.
+async fn start_network(
+    config: &Config,
+    key: &keys::NodeKey,
+    chain_id: Option<u64>,
+    backend: &Backend,
+    registry: &crate::metrics::Registry,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Result<crate::p2p::Network, NodeError> {
+    let bootnode = config.has_role(Role::Bootnode);
+    let network_config = crate::p2p::NetworkConfig {
+        listen: crate::p2p::parse_addrs(&config.p2p.listen)?,
+        bootnodes: crate::p2p::parse_addrs(&config.p2p.bootnodes)?,
+        mdns: config.p2p.mdns,
+        chain_id: chain_id.unwrap_or_default(),
+        max_connections: config.p2p.max_connections,
+        gossip: !bootnode,
+        ..Default::default()
+    };
+    let admission = match (bootnode, chain_id) {
+        (false, Some(_)) => crate::p2p::Admission::Chain(backend.clone()),
+        (true, _) => crate::p2p::Admission::Open,
+        (false, None) => {
+            warn!(target: "p2p", "no chain.deployment: peers cannot be checked against the NodeRegistry; admission is open");
+            crate::p2p::Admission::Open
+        }
+    };
+    let (network, network_loop) = {
+        let mut libp2p_registry = registry.libp2p();
+        crate::p2p::start(key.libp2p_keypair(), &network_config, admission, &mut libp2p_registry)?
+    };
+    tasks.spawn(network_loop.run(cancel.child_token()));
+    backend.set_network(network.clone());
+    // Wait briefly for the listeners so node.json can name the real ports.
+    for _ in 0..100 {
+        if network.listening().await.len() >= network_config.listen.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(network)
+}
+
+fn roles_bits(roles: &[Role]) -> u8 {
+    use crate::chain::contracts::roles;
+    roles.iter().fold(0, |bits, role| {
+        bits | match role {
+            Role::Provider => roles::PROVIDER,
+            Role::Consumer => roles::CONSUMER,
+            Role::Keeper => roles::KEEPER,
+            Role::Bootnode => roles::BOOTNODE,
+        }
+    })
+}
+
+/// Registers the node in the NodeRegistry (or updates its entry) once the indexer has caught up,
+/// through the outbox: an idempotency key per PeerId and address set, so restarts never send it
+/// twice.
+async fn register_self(
+    backend: Backend,
+    peer_id: libp2p::PeerId,
+    roles: u8,
+    mut addrs: Vec<String>,
+    lag: u64,
+    cancel: CancellationToken,
+) {
+    use crate::chain::{contracts::NodeRegistry, outbox::Call};
+    use alloy::sol_types::SolCall;
+    addrs.truncate(8);
+    let services = loop {
+        if let Some(services) = backend.services() {
+            let progress = services.indexer.progress();
+            if progress.head > 0 && progress.indexed >= progress.head.saturating_sub(lag) {
+                break services;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    };
+    let address = services.outbox.from();
+    let Ok(registry) = services.deployment.address("NodeRegistry") else { return };
+    let existing = match services.state.node(address) {
+        Ok(existing) => existing,
+        Err(e) => return warn!(target: "p2p", error = %e, "cannot read the NodeRegistry index"),
+    };
+    let (id, data, label) = match existing {
+        None => (
+            format!("node:register:{peer_id}"),
+            NodeRegistry::registerCall { roles, peerId: peer_id.to_bytes().into(), multiaddrs: addrs.clone() }.abi_encode(),
+            "register this node in the NodeRegistry",
+        ),
+        Some(row) if !row.active => {
+            return warn!(target: "p2p", %address, "this node is deactivated in the NodeRegistry; peers will not admit it");
+        }
+        Some(row) if row.roles == roles && row.multiaddrs == addrs => return,
+        Some(_) => (
+            format!("node:update:{}", alloy::primitives::keccak256(format!("{roles}:{}", addrs.join(",")))),
+            NodeRegistry::updateCall { roles, multiaddrs: addrs.clone() }.abi_encode(),
+            "update this node's NodeRegistry entry",
+        ),
+    };
+    let call = Call { to: registry, data: data.into(), value: alloy::primitives::U256::ZERO, label: label.into() };
+    match services.outbox.submit(&id, call) {
+        Ok(intent) => info!(target: "p2p", id = %intent.id, ?addrs, "NodeRegistry entry submitted"),
+        Err(e) => warn!(target: "p2p", error = %e, "cannot submit the NodeRegistry entry"),
     }
 }

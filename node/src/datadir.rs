@@ -98,6 +98,9 @@ pub struct RuntimeInfo {
     /// Bound metrics address, when metrics are on.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
+    /// libp2p addresses with `/p2p/<PeerId>`, ready to dial.
+    #[serde(default)]
+    pub p2p_addrs: Vec<String>,
     /// Bearer token file for the gRPC API.
     pub token_file: PathBuf,
 }

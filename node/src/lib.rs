@@ -14,6 +14,7 @@
 //! - [`api`] — the gRPC services, bearer-token auth, health and reflection.
 //! - [`store`] — RocksDB: a column family per table, atomic batches, per-write durability.
 //! - [`backend`] — what every role and service shares: store, chain view, outbox, indexer.
+//! - [`p2p`] — libp2p: transport, discovery, admission, gossip, request/response.
 //! - [`metrics`] — Prometheus text at `/metrics`.
 //! - [`daemon`] — the lifecycle that wires the parts together and stops them in order.
 //!
@@ -35,6 +36,7 @@ pub use airbloc_crypto as crypto;
 pub mod datadir;
 pub mod keys;
 pub mod metrics;
+pub mod p2p;
 pub mod store;
 
 #[cfg(feature = "test-utils")]

@@ -20,14 +20,27 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 /// Counters kept by the process.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Registry {
     grpc_calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// libp2p's own metrics (bandwidth, connections, gossipsub, Kademlia, identify, ping).
+    libp2p: Mutex<prometheus_client::registry::Registry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
 }
 
 impl Registry {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The registry libp2p records into (under the `libp2p_` prefix).
+    pub fn libp2p(&self) -> std::sync::MutexGuard<'_, prometheus_client::registry::Registry> {
+        self.libp2p.lock().expect("metrics lock")
     }
 
     /// Counts one finished gRPC call.
@@ -85,6 +98,21 @@ impl Registry {
         let _ = writeln!(out, "# TYPE airbloc_grpc_calls_total counter");
         for ((method, code), n) in self.grpc_calls.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "airbloc_grpc_calls_total{{method=\"{method}\",code=\"{code}\"}} {n}");
+        }
+        if let Some(network) = backend.network() {
+            let stats = network.transfer_stats();
+            let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+            gauge(&mut out, "airbloc_transfer_bytes_served_total", "Bundle bytes uploaded to peers", load(&stats.bytes_served));
+            gauge(&mut out, "airbloc_transfer_bytes_fetched_total", "Bundle bytes downloaded and verified", load(&stats.bytes_fetched));
+            gauge(&mut out, "airbloc_transfer_uploads_active", "Uploads in progress", load(&stats.uploads_active));
+            gauge(&mut out, "airbloc_transfer_downloads_active", "Downloads in progress", load(&stats.downloads_active));
+            gauge(&mut out, "airbloc_transfer_chunks_rejected_total", "Received chunks that failed their hash", load(&stats.chunks_rejected));
+            gauge(&mut out, "airbloc_transfer_uploads_refused_total", "Uploads refused as over the limit", load(&stats.uploads_refused));
+        }
+        let mut libp2p = String::new();
+        if prometheus_client::encoding::text::encode(&mut libp2p, &self.libp2p()).is_ok() {
+            // OpenMetrics ends with `# EOF`; the Prometheus text format has no terminator.
+            out.push_str(libp2p.trim_end().trim_end_matches("# EOF"));
         }
         out
     }

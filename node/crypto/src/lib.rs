@@ -12,8 +12,10 @@
 //!   `DataRegistry` and `@openzeppelin/merkle-tree`.
 //! - [`record`] — the canonical bytes of a record, the only encoding that feeds hashes.
 //! - [`identity`] — keyed identity hashing for identity keepers.
+//! - [`chunks`] — chunk manifests: per-chunk SHA-256 under one on-chain commitment, for transfers.
 //! - [`eip712`] — typed data for consents, delivery proofs and node statements.
 
+pub mod chunks;
 pub mod eip712;
 pub mod identity;
 pub mod merkle;

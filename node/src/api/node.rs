@@ -1,6 +1,6 @@
 //! `airbloc.v1.Node`: identity, roles, chain connection, uptime.
 
-use crate::{backend::Backend, config::Role};
+use crate::{backend::Backend, chain::contracts::roles, config::Role, p2p::Standing};
 use airbloc_proto::v1::{self as pb, node_server::Node};
 use std::{sync::Arc, time::Instant};
 use tonic::{Request, Response, Status};
@@ -40,9 +40,38 @@ fn role_to_proto(role: Role) -> pb::Role {
 
 #[tonic::async_trait]
 impl Node for NodeService {
+    async fn peers(&self, _request: Request<pb::PeersRequest>) -> Result<Response<pb::PeersResponse>, Status> {
+        let peers = match self.backend.network() {
+            Some(network) => network.peers().await,
+            None => Vec::new(),
+        };
+        let registered = |address| {
+            self.backend.services().and_then(|s| s.state.node(address).ok().flatten()).map_or(0, |row| row.roles)
+        };
+        Ok(Response::new(pb::PeersResponse {
+            peers: peers
+                .into_iter()
+                .map(|p| pb::Peer {
+                    peer_id: p.peer_id.to_string(),
+                    address: p.address.map(|a| a.to_string()).unwrap_or_default(),
+                    admitted: p.standing == Standing::Admitted,
+                    addrs: p.addresses.iter().map(ToString::to_string).collect(),
+                    standing: format!("{:?}", p.standing).to_lowercase(),
+                    agent: p.agent.unwrap_or_default(),
+                    rtt_ms: p.rtt.map_or(0, |d| d.as_millis().max(1) as u32),
+                    roles: roles_of(p.address.map_or(0, registered)),
+                })
+                .collect(),
+        }))
+    }
+
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let chain = &self.backend.chain;
         let services = self.backend.services();
+        let (peers, listening) = match self.backend.network() {
+            Some(network) => (network.peers().await, network.listening().await),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(Response::new(pb::StatusResponse {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             address: self.info.address.clone(),
@@ -55,8 +84,23 @@ impl Node for NodeService {
             chain_head: chain.head(),
             indexed_block: services.map_or(0, |s| s.indexer.progress().indexed),
             outbox_depth: services.map_or(0, |s| s.outbox.depth() as u64),
-            peer_count: 0,
+            peer_count: peers.len() as u32,
+            listen_addrs: listening.iter().map(ToString::to_string).collect(),
             deployment_loaded: self.info.deployment_loaded,
         }))
     }
+}
+
+/// NodeRegistry role bits as API roles.
+fn roles_of(bits: u8) -> Vec<i32> {
+    [
+        (roles::PROVIDER, pb::Role::Provider),
+        (roles::CONSUMER, pb::Role::Consumer),
+        (roles::KEEPER, pb::Role::Keeper),
+        (roles::BOOTNODE, pb::Role::Bootnode),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .map(|(_, role)| role as i32)
+    .collect()
 }

@@ -73,6 +73,14 @@ pub struct ConfigArgs {
     #[arg(long = "p2p.mdns", env = "AIRBLOC_P2P_MDNS", value_name = "BOOL", help_heading = "P2P")]
     pub p2p_mdns: Option<bool>,
 
+    /// Register this node in the NodeRegistry at start (needs gas on its address).
+    #[arg(long = "p2p.register", env = "AIRBLOC_P2P_REGISTER", value_name = "BOOL", help_heading = "P2P")]
+    pub p2p_register: Option<bool>,
+
+    /// Established connections allowed in total.
+    #[arg(long = "p2p.max-connections", env = "AIRBLOC_P2P_MAX_CONNECTIONS", value_name = "N", help_heading = "P2P")]
+    pub p2p_max_connections: Option<u32>,
+
     /// gRPC listen address (port 0 picks a free port).
     #[arg(long = "api.grpc-addr", env = "AIRBLOC_API_GRPC_ADDR", value_name = "ADDR", help_heading = "API")]
     pub api_grpc_addr: Option<SocketAddr>,
@@ -121,6 +129,8 @@ impl ConfigArgs {
         set(&mut config.p2p.listen, &self.p2p_listen);
         set(&mut config.p2p.bootnodes, &self.p2p_bootnodes);
         set(&mut config.p2p.mdns, &self.p2p_mdns);
+        set(&mut config.p2p.register, &self.p2p_register);
+        set(&mut config.p2p.max_connections, &self.p2p_max_connections);
         set(&mut config.api.grpc_addr, &self.api_grpc_addr);
         set(&mut config.api.token_file, &self.api_token_file);
         set(&mut config.metrics.enabled, &self.metrics_enabled);

@@ -141,6 +141,13 @@ pub struct P2pConfig {
     pub bootnodes: Vec<String>,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
+    /// Established connections allowed in total.
+    pub max_connections: u32,
+    /// Register (or update) this node in the NodeRegistry at start, through the outbox, so peers
+    /// admit it. Needs a deployment and gas on the node's address.
+    pub register: bool,
+    /// Multiaddrs published in the NodeRegistry; empty means the addresses the node listens on.
+    pub external_addrs: Vec<String>,
 }
 
 impl Default for P2pConfig {
@@ -149,6 +156,9 @@ impl Default for P2pConfig {
             listen: vec!["/ip4/0.0.0.0/tcp/9650".into(), "/ip4/0.0.0.0/udp/9650/quic-v1".into()],
             bootnodes: Vec::new(),
             mdns: false,
+            max_connections: 256,
+            register: true,
+            external_addrs: Vec::new(),
         }
     }
 }
@@ -255,6 +265,20 @@ impl Config {
         roles.dedup();
         if roles.len() != self.roles.len() {
             return Err(ConfigError::Invalid("roles lists a role twice".into()));
+        }
+        for (field, addrs) in
+            [("p2p.listen", &self.p2p.listen), ("p2p.bootnodes", &self.p2p.bootnodes), ("p2p.external_addrs", &self.p2p.external_addrs)]
+        {
+            for addr in addrs {
+                if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
+                    return Err(ConfigError::Invalid(format!(
+                        "{field}: `{addr}` is not a multiaddr ({e}) — write it like /ip4/127.0.0.1/tcp/9650"
+                    )));
+                }
+            }
+        }
+        if self.p2p.max_connections == 0 {
+            return Err(ConfigError::Invalid("p2p.max_connections must be at least 1".into()));
         }
         Ok(())
     }

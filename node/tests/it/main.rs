@@ -12,5 +12,6 @@ mod daemon;
 mod indexer;
 mod keystore;
 mod outbox;
+mod p2p;
 mod store;
 mod support;

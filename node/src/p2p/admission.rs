@@ -1,0 +1,53 @@
+//! Who may use the node's application protocols: peers whose address (from the secp256k1 key
+//! inside their PeerId) is an active NodeRegistry entry, as indexed.
+
+use crate::{backend::Backend, keys::address_of_peer};
+use libp2p::PeerId;
+
+/// Where a peer stands with this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// An active NodeRegistry entry (or admission is open): full service.
+    Admitted,
+    /// Not registered (or not yet indexed): DHT, identify and ping only.
+    Unregistered,
+    /// Registered once and deactivated on chain: disconnected.
+    Deactivated,
+}
+
+/// The admission policy.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// Everyone (bootnodes, which serve the DHT only, and nodes without a contract deployment).
+    Open,
+    /// Only peers whose address is an active NodeRegistry entry, as indexed.
+    Chain(Backend),
+}
+
+impl Admission {
+    /// Where `peer` stands right now.
+    pub fn standing(&self, peer: &PeerId) -> Standing {
+        match self {
+            Self::Open => Standing::Admitted,
+            Self::Chain(backend) => {
+                let (Some(address), Some(services)) = (address_of_peer(peer), backend.services()) else {
+                    return Standing::Unregistered;
+                };
+                match services.state.node(address) {
+                    // The PeerId registered for the address must be this one: a key may rotate its
+                    // PeerId only by updating the registry.
+                    Ok(Some(row)) if row.active && row.peer_id.as_ref() == peer.to_bytes().as_slice() => {
+                        Standing::Admitted
+                    }
+                    Ok(Some(row)) if !row.active => Standing::Deactivated,
+                    _ => Standing::Unregistered,
+                }
+            }
+        }
+    }
+
+    /// Whether `peer` gets application traffic right now.
+    pub fn admits(&self, peer: &PeerId) -> bool {
+        self.standing(peer) == Standing::Admitted
+    }
+}

@@ -1,0 +1,537 @@
+//! libp2p networking between real nodes on loopback sockets, with admission decided by the
+//! NodeRegistry as indexed from a real anvil.
+
+use airbloc_node::{
+    backend::{Backend, ChainServices},
+    chain::{
+        ChainStatus, Deployment,
+        contracts::{AppRegistry, DataRegistry, DataTypeRegistry, NodeRegistry, roles},
+        indexer::{Indexer, IndexerConfig},
+        outbox::{Outbox, OutboxConfig},
+        state::ChainState,
+    },
+    crypto::chunks::ChunkManifest,
+    daemon::connect,
+    keys::NodeKey,
+    mined,
+    p2p::{
+        self, Admission, Announced, BundleStatement, FetchRequest, FileBundles, NetworkConfig, NetworkEvent,
+        RequestError, codec, gossip, transfer,
+    },
+    store::Store,
+    test_utils::{deploy_local, dev_key, signing_provider, spawn_anvil},
+};
+use airbloc_proto::p2p::v1 as wire;
+use alloy::{
+    network::EthereumWallet,
+    node_bindings::AnvilInstance,
+    primitives::{Address, B256, U256, keccak256},
+};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use std::{
+    io::Write,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+struct TestNode {
+    key: NodeKey,
+    network: p2p::Network,
+    backend: Option<Backend>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    fn peer(&self) -> libp2p::PeerId {
+        self.key.peer_id()
+    }
+
+    async fn addr(&self) -> libp2p::Multiaddr {
+        for _ in 0..200 {
+            if let Some(addr) = self.network.listening().await.into_iter().next() {
+                return addr.with(libp2p::multiaddr::Protocol::P2p(self.peer()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("node never listened");
+    }
+
+    async fn wait_for_peers(&self, n: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let peers = self.network.peers().await.len();
+            if peers >= n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {peers} of {n} peers connected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A node with an outbox and an indexer over the deployment, admitting peers by the chain.
+async fn chain_node(anvil: &AnvilInstance, deployment: &Deployment, key: NodeKey, bootnodes: Vec<libp2p::Multiaddr>, cancel: &CancellationToken) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let provider = connect(&anvil.endpoint()).await.unwrap();
+    let backend = Backend::new(store.clone(), ChainStatus::default());
+    let outbox = Outbox::new(store.clone(), provider.clone(), EthereumWallet::from(key.signer().clone()), OutboxConfig::default()).unwrap();
+    let (indexer, handle) = Indexer::new(
+        store.clone(),
+        provider,
+        deployment,
+        IndexerConfig { poll_interval: Duration::from_millis(100), ..Default::default() },
+    )
+    .unwrap();
+    tokio::spawn(indexer.run(cancel.clone()));
+    backend.set_services(ChainServices {
+        deployment: Arc::new(deployment.clone()),
+        outbox,
+        indexer: handle,
+        state: ChainState::new(store),
+    });
+    let config = NetworkConfig { bootnodes, chain_id: deployment.chain_id, request_timeout: Duration::from_secs(5), ..Default::default() };
+    let network = start(&key, &config, Admission::Chain(backend.clone()), cancel);
+    TestNode { key, network, backend: Some(backend), _dir: dir }
+}
+
+/// A node that admits everyone (a bootnode, or a transfer test without a chain).
+fn open_node(key: NodeKey, config: NetworkConfig, cancel: &CancellationToken) -> TestNode {
+    let network = start(&key, &config, Admission::Open, cancel);
+    TestNode { key, network, backend: None, _dir: tempfile::tempdir().unwrap() }
+}
+
+fn start(key: &NodeKey, config: &NetworkConfig, admission: Admission, cancel: &CancellationToken) -> p2p::Network {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (network, event_loop) = p2p::start(key.libp2p_keypair(), config, admission, &mut registry).unwrap();
+    tokio::spawn(event_loop.run(cancel.clone()));
+    network
+}
+
+/// Registers `keys` as nodes on chain; returns the last block.
+async fn register_nodes(anvil: &AnvilInstance, deployment: &Deployment, keys: &[&NodeKey]) -> u64 {
+    let mut last = 0;
+    for key in keys {
+        let provider = signing_provider(anvil, key);
+        let receipt = mined!(
+            NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), provider)
+                .register(roles::PROVIDER | roles::CONSUMER, key.peer_id().to_bytes().into(), vec![])
+        );
+        last = receipt.block_number.unwrap();
+    }
+    last
+}
+
+async fn indexed(nodes: &[&TestNode], block: u64) {
+    for node in nodes {
+        let services = node.backend.as_ref().unwrap().services().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), services.indexer.wait_for(block)).await.expect("indexed");
+    }
+}
+
+/// Registers an app, a data type and a bundle as `provider`; returns what an announcement states.
+async fn register_bundle(anvil: &AnvilInstance, deployment: &Deployment, provider: &NodeKey, name: &str) -> BundleStatement {
+    let p = signing_provider(anvil, provider);
+    let at = |name| deployment.address(name).unwrap();
+    let receipt = mined!(AppRegistry::new(at("AppRegistry"), p.clone()).register(name.into()));
+    let app_id = receipt.decoded_log::<AppRegistry::AppRegistered>().unwrap().appId;
+    let receipt = mined!(DataTypeRegistry::new(at("DataTypeRegistry"), p.clone()).register(format!("{name}-type"), keccak256("{}")));
+    let data_type_id = receipt.decoded_log::<DataTypeRegistry::DataTypeRegistered>().unwrap().dataTypeId;
+    let receipt =
+        mined!(DataRegistry::new(at("DataRegistry"), p).registerBundle(app_id, data_type_id, keccak256(name), 10, keccak256("c"), 4096, "".into()));
+    let bundle_id = receipt.decoded_log::<DataRegistry::BundleRegistered>().unwrap().bundleId;
+    BundleStatement {
+        bundle_id,
+        app_id,
+        data_type_id,
+        record_count: 10,
+        size: 4096,
+        price_hint: U256::from(1000),
+        price_token: Address::ZERO,
+        registered_block: receipt.block_number.unwrap(),
+    }
+}
+
+/// Publishes until the mesh has formed (publishing fails while no peer is subscribed).
+async fn publish(node: &TestNode, announcement: &wire::Announcement) {
+    for _ in 0..200 {
+        if node.network.announce(announcement).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("could not publish");
+}
+
+/// Waits for a bundle announcement of `bundle` on `events`.
+async fn announced(events: &mut tokio::sync::broadcast::Receiver<NetworkEvent>, bundle: B256, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match events.recv().await {
+                Ok(NetworkEvent::Announcement(Announced::Bundle { announcement, .. }))
+                    if announcement.bundle_id == bundle.to_vec() =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_nodes_discover_each_other_from_one_bootnode_and_an_announcement_reaches_all() {
+    let anvil = spawn_anvil();
+    let (_, _, deployment) = deploy_local(&anvil, false).await;
+    let cancel = CancellationToken::new();
+    let boot = open_node(NodeKey::random(), NetworkConfig { gossip: false, ..Default::default() }, &cancel);
+    let boot_addr = boot.addr().await;
+    let keys: Vec<NodeKey> = (1..=5).map(|i| dev_key(&anvil, i)).collect();
+    let block = register_nodes(&anvil, &deployment, &keys.iter().collect::<Vec<_>>()).await;
+    let mut nodes = Vec::new();
+    for key in keys {
+        nodes.push(chain_node(&anvil, &deployment, key, vec![boot_addr.clone()], &cancel).await);
+    }
+    indexed(&nodes.iter().collect::<Vec<_>>(), block).await;
+    // Each node found the four others (and the bootnode) through the DHT alone.
+    for node in &nodes {
+        node.wait_for_peers(5, Duration::from_secs(30)).await;
+    }
+    let statement = register_bundle(&anvil, &deployment, &nodes[0].key, "weather").await;
+    let mut receivers: Vec<_> = nodes[1..].iter().map(|n| n.network.events()).collect();
+    let announcement = gossip::sign_bundle_announcement(&nodes[0].key, deployment.chain_id, &statement);
+    publish(&nodes[0], &announcement).await;
+    for (i, events) in receivers.iter_mut().enumerate() {
+        assert!(announced(events, statement.bundle_id, Duration::from_secs(30)).await, "node {} got the announcement", i + 2);
+    }
+    // Provider records: who holds a bundle is found through the DHT.
+    nodes[0].network.provide(statement.bundle_id).await;
+    let mut holders = Vec::new();
+    for _ in 0..50 {
+        holders = nodes[4].network.providers(statement.bundle_id).await;
+        if !holders.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(holders, vec![nodes[0].peer()]);
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unregistered_and_deactivated_nodes_get_no_application_traffic() {
+    let anvil = spawn_anvil();
+    let (_, _, deployment) = deploy_local(&anvil, false).await;
+    let cancel = CancellationToken::new();
+    let (ka, kb, kc) = (dev_key(&anvil, 1), dev_key(&anvil, 2), dev_key(&anvil, 3));
+    let block = register_nodes(&anvil, &deployment, &[&ka, &kb]).await;
+    let a = chain_node(&anvil, &deployment, ka, vec![], &cancel).await;
+    let b = chain_node(&anvil, &deployment, kb, vec![], &cancel).await;
+    let c = chain_node(&anvil, &deployment, kc, vec![], &cancel).await;
+    indexed(&[&a, &b, &c], block).await;
+    let bundles = Arc::new(FileBundles::default());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), vec![7u8; 100_000]).unwrap();
+    let manifest = bundles.add(B256::repeat_byte(1), file.path(), 16 * 1024).unwrap();
+    a.network.set_bundle_source(bundles);
+
+    let a_addr = a.addr().await;
+    let mut a_events = a.network.events();
+    let mut c_events = c.network.events();
+    b.network.dial(a_addr.clone()).await.unwrap();
+    c.network.dial(a_addr).await.unwrap();
+    a.wait_for_peers(2, Duration::from_secs(10)).await;
+
+    // B (admitted) gets answers; C (not registered) is told to register first.
+    let ping = || wire::request::Body::Ping(wire::Ping { payload: b"hi".to_vec() });
+    let pong = b.network.request(a.peer(), ping()).await.unwrap();
+    assert_eq!(pong.body, Some(wire::response::Body::Pong(wire::Pong { payload: b"hi".to_vec() })));
+    match c.network.request(a.peer(), ping()).await.unwrap_err() {
+        RequestError::Remote { code, message } => {
+            assert_eq!(code, wire::ErrorCode::NotAdmitted);
+            assert!(message.contains("register your node"), "{message}");
+        }
+        other => panic!("expected NOT_ADMITTED, got {other:?}"),
+    }
+    // C cannot download bundle data either.
+    let dest = tempfile::tempdir().unwrap();
+    let request = FetchRequest { bundle: B256::repeat_byte(1), manifest: manifest.clone(), peers: vec![a.peer()], dest: dest.path().join("x") };
+    let err = transfer::fetch(&c.network, &request, |_| {}, &CancellationToken::new()).await.unwrap_err();
+    assert!(err.to_string().contains("NOT_ADMITTED"), "{err}");
+    let report = transfer::fetch(&b.network, &FetchRequest { dest: dest.path().join("b"), ..request }, |_| {}, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.fetched_bytes, 100_000);
+
+    // A knows who is who.
+    let peers = a.network.peers().await;
+    let standing = |node: &TestNode| peers.iter().find(|p| p.peer_id == node.peer()).map(|p| p.standing);
+    assert_eq!(standing(&b), Some(p2p::Standing::Admitted));
+    assert_eq!(standing(&c), Some(p2p::Standing::Unregistered));
+
+    // Gossip: B's announcement reaches A, C's is never accepted, and C receives nothing.
+    let deployment_chain = deployment.chain_id;
+    let from_b = register_bundle(&anvil, &deployment, &b.key, "from-b").await;
+    let from_c = register_bundle(&anvil, &deployment, &c.key, "from-c").await;
+    indexed(&[&a], from_c.registered_block).await;
+    let _ = c.network.announce(&gossip::sign_bundle_announcement(&c.key, deployment_chain, &from_c)).await;
+    publish(&b, &gossip::sign_bundle_announcement(&b.key, deployment_chain, &from_b)).await;
+    assert!(announced(&mut a_events, from_b.bundle_id, Duration::from_secs(15)).await, "A got B's announcement");
+    assert!(!announced(&mut a_events, from_c.bundle_id, Duration::from_secs(2)).await, "C's gossip was accepted");
+    assert!(!announced(&mut c_events, from_b.bundle_id, Duration::from_millis(100)).await, "C received gossip");
+
+    // B is deactivated on chain: A disconnects it.
+    let receipt = mined!(NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), signing_provider(&anvil, &b.key)).deactivate());
+    indexed(&[&a], receipt.block_number.unwrap()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a.network.peers().await.iter().any(|p| p.peer_id == b.peer()) {
+        assert!(tokio::time::Instant::now() < deadline, "A kept the deactivated node connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_and_unknown_announcements_are_dropped_and_never_forwarded() {
+    let anvil = spawn_anvil();
+    let (_, _, deployment) = deploy_local(&anvil, false).await;
+    let cancel = CancellationToken::new();
+    let keys: Vec<NodeKey> = (1..=3).map(|i| dev_key(&anvil, i)).collect();
+    let block = register_nodes(&anvil, &deployment, &keys.iter().collect::<Vec<_>>()).await;
+    let mut nodes = Vec::new();
+    for key in keys {
+        nodes.push(chain_node(&anvil, &deployment, key, vec![], &cancel).await);
+    }
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    // A line: A — B — C. C hears A only through B.
+    b.network.dial(a.addr().await).await.unwrap();
+    c.network.dial(b.addr().await).await.unwrap();
+    b.wait_for_peers(2, Duration::from_secs(10)).await;
+    let genuine = register_bundle(&anvil, &deployment, &b.key, "genuine").await;
+    indexed(&[a, b, c], genuine.registered_block.max(block)).await;
+    let mut b_events = b.network.events();
+    let mut c_events = c.network.events();
+    let chain_id = deployment.chain_id;
+
+    // A signs an announcement for B's bundle with its own key, naming itself as the provider…
+    let stolen = gossip::sign_bundle_announcement(&a.key, chain_id, &genuine);
+    // …names B as the provider but signs with its own key…
+    let mut forged = gossip::sign_bundle_announcement(&a.key, chain_id, &genuine);
+    if let Some(wire::announcement::Body::Bundle(bundle)) = &mut forged.body {
+        bundle.provider = b.key.address().to_vec();
+    }
+    // …and announces a bundle the chain has never seen.
+    let unknown = gossip::sign_bundle_announcement(&a.key, chain_id, &BundleStatement { bundle_id: B256::repeat_byte(9), ..genuine.clone() });
+    for announcement in [&stolen, &forged, &unknown] {
+        publish(a, announcement).await;
+    }
+    assert!(!announced(&mut b_events, genuine.bundle_id, Duration::from_secs(3)).await, "B accepted a forged announcement");
+    assert!(!announced(&mut b_events, B256::repeat_byte(9), Duration::from_millis(100)).await, "B accepted an unknown bundle");
+    assert!(!announced(&mut c_events, genuine.bundle_id, Duration::from_millis(100)).await, "B forwarded a forged announcement");
+    assert!(!announced(&mut c_events, B256::repeat_byte(9), Duration::from_millis(100)).await, "B forwarded an unknown bundle");
+    // The genuine announcement from B travels to C, and a replay of it is delivered once.
+    let real = gossip::sign_bundle_announcement(&b.key, chain_id, &genuine);
+    publish(b, &real).await;
+    assert!(announced(&mut c_events, genuine.bundle_id, Duration::from_secs(15)).await, "C got the genuine announcement");
+    let _ = a.network.announce(&real).await;
+    assert!(!announced(&mut c_events, genuine.bundle_id, Duration::from_secs(2)).await, "a replay was delivered twice");
+    // Oversized gossip is refused at the publisher.
+    assert!(a.network.publish(p2p::TOPIC_BUNDLES, vec![0; gossip::MAX_GOSSIP + 1]).await.is_err());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_frames_silent_streams_and_unknown_bundles_get_clear_errors() {
+    let cancel = CancellationToken::new();
+    let server = open_node(NodeKey::random(), NetworkConfig::default(), &cancel);
+    let client = open_node(NodeKey::random(), NetworkConfig::default(), &cancel);
+    client.network.dial(server.addr().await).await.unwrap();
+    client.wait_for_peers(1, Duration::from_secs(10)).await;
+    let peer = server.peer();
+
+    // An oversized request frame: a length far above the limit, and no body. The server reads
+    // the length, refuses, and closes the stream without allocating.
+    let mut stream = client.network.open_stream(peer, codec::PROTOCOL).await.unwrap();
+    stream.write_all(&varint(512 << 20)).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.expect("stream closed");
+    assert!(closed.is_err() || buf.is_empty());
+
+    // Garbage that is not a protobuf Request.
+    let mut stream = client.network.open_stream(peer, codec::PROTOCOL).await.unwrap();
+    stream.write_all(&[5, 0xff, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.expect("stream closed");
+
+    // Streams opened and never written on both protocols: they hold nothing the node needs.
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(client.network.open_stream(peer, transfer::PROTOCOL).await.unwrap());
+        silent.push(client.network.open_stream(peer, codec::PROTOCOL).await.unwrap());
+    }
+
+    // An oversized transfer request.
+    let mut stream = client.network.open_stream(peer, transfer::PROTOCOL).await.unwrap();
+    stream.write_all(&varint(1 << 30)).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.expect("stream closed");
+
+    // An unknown bundle: a NOT_FOUND header, not a hang.
+    let mut stream = client.network.open_stream(peer, transfer::PROTOCOL).await.unwrap();
+    codec::write_frame(&mut stream, &wire::TransferRequest { bundle_id: vec![1; 32], from_chunk: 0 }).await.unwrap();
+    let header: wire::TransferHeader = codec::read_frame(&mut stream, 4096).await.unwrap();
+    let error = header.error.unwrap();
+    assert_eq!(error.code, wire::ErrorCode::NotFound as i32);
+    assert!(error.message.contains("no bundles") || error.message.contains("does not hold"), "{}", error.message);
+    // A bundle id of the wrong length.
+    let server_bundles = Arc::new(FileBundles::default());
+    server.network.set_bundle_source(server_bundles.clone());
+    let mut stream = client.network.open_stream(peer, transfer::PROTOCOL).await.unwrap();
+    codec::write_frame(&mut stream, &wire::TransferRequest { bundle_id: vec![1; 3], from_chunk: 0 }).await.unwrap();
+    let header: wire::TransferHeader = codec::read_frame(&mut stream, 4096).await.unwrap();
+    assert_eq!(header.error.unwrap().code, wire::ErrorCode::BadRequest as i32);
+    // Metadata of an unknown bundle over request/response.
+    let err = client
+        .network
+        .request(peer, wire::request::Body::BundleMetadata(wire::BundleMetadataRequest { bundle_id: vec![2; 32] }))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::Remote { code: wire::ErrorCode::NotFound, .. }), "{err:?}");
+    // A role request this node does not serve.
+    let err = client
+        .network
+        .request(peer, wire::request::Body::SignUp(wire::SignUpRequest { identity_hash: vec![1; 32], app_id: vec![2; 32] }))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RequestError::Remote { code: wire::ErrorCode::NotFound, ref message } if message.contains("keeper")), "{err:?}");
+
+    // After all that, the node still serves a real transfer and answers pings.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"x".repeat(50_000)).unwrap();
+    let manifest = server_bundles.add(B256::repeat_byte(3), file.path(), 4096).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let request = FetchRequest { bundle: B256::repeat_byte(3), manifest, peers: vec![peer], dest: dest.path().join("out") };
+    transfer::fetch(&client.network, &request, |_| {}, &CancellationToken::new()).await.unwrap();
+    assert_eq!(std::fs::read(dest.path().join("out")).unwrap(), std::fs::read(file.path()).unwrap());
+    let pong = client.network.request(peer, wire::request::Body::Ping(wire::Ping { payload: vec![1] })).await.unwrap();
+    assert!(matches!(pong.body, Some(wire::response::Body::Pong(_))));
+    drop(silent);
+    cancel.cancel();
+}
+
+fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Writes `size` bytes of a cheap deterministic pattern.
+fn pattern_file(path: &std::path::Path, size: usize) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut block = vec![0u8; 1 << 20];
+    let mut written = 0;
+    let mut n = 0u64;
+    while written < size {
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = (i as u64 ^ n.wrapping_mul(0x9e37_79b9)) as u8;
+        }
+        n += 1;
+        let len = block.len().min(size - written);
+        file.write_all(&block[..len]).unwrap();
+        written += len;
+    }
+    file.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1_gib_transfer_survives_a_broken_connection_and_a_restart_and_refetches_a_tampered_chunk() {
+    const SIZE: usize = 1 << 30;
+    let cancel = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let good = open_node(NodeKey::random(), NetworkConfig::default(), &cancel);
+    let bad = open_node(NodeKey::random(), NetworkConfig::default(), &cancel);
+    let consumer = open_node(NodeKey::random(), NetworkConfig::default(), &cancel);
+    let original = dir.path().join("bundle.bin");
+    pattern_file(&original, SIZE + 12345);
+    let bundle = B256::repeat_byte(0xb0);
+    let good_bundles = Arc::new(FileBundles::default());
+    let manifest = good_bundles.add(bundle, &original, airbloc_node::crypto::chunks::DEFAULT_CHUNK_SIZE).unwrap();
+    good.network.set_bundle_source(good_bundles);
+    // The bad holder serves a copy with one byte changed in chunk 700.
+    let tampered = dir.path().join("tampered.bin");
+    std::fs::copy(&original, &tampered).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&tampered).unwrap();
+        file.write_all_at(&[0x42 ^ 0xff], 700 * (1 << 20) + 17).unwrap();
+    }
+    let bad_bundles = Arc::new(FileBundles::default());
+    bad_bundles.insert(bundle, transfer::ServedBundle { path: tampered, manifest: manifest.clone() });
+    bad.network.set_bundle_source(bad_bundles);
+    for holder in [&good, &bad] {
+        consumer.network.dial(holder.addr().await).await.unwrap();
+    }
+    consumer.wait_for_peers(2, Duration::from_secs(10)).await;
+    let dest = dir.path().join("download.bin");
+    let request = FetchRequest { bundle, manifest: manifest.clone(), peers: vec![good.peer()], dest: dest.clone() };
+
+    // 1. The connection breaks at ~30 %: the same call reconnects and resumes.
+    let network = consumer.network.clone();
+    let good_peer = good.peer();
+    let broke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let report = {
+        let broke = broke.clone();
+        let stopper = stop.clone();
+        transfer::fetch(
+            &consumer.network,
+            &request,
+            move |p| {
+                if p.bytes > p.total * 3 / 10 && !broke.swap(true, Ordering::SeqCst) {
+                    let network = network.clone();
+                    tokio::spawn(async move { network.disconnect(good_peer).await });
+                }
+                // 2. At ~60 % the download is stopped (a node restart).
+                if p.bytes > p.total * 6 / 10 {
+                    stopper.cancel();
+                }
+            },
+            &stop,
+        )
+        .await
+    };
+    let err = report.unwrap_err();
+    assert!(matches!(err, transfer::FetchError::Cancelled(_)), "{err}");
+    assert!(broke.load(Ordering::SeqCst));
+
+    // 3. Started again, it verifies what is on disk and fetches only the rest.
+    let report = transfer::fetch(&consumer.network, &request, |_| {}, &CancellationToken::new()).await.unwrap();
+    assert!(report.resumed_bytes > (SIZE as u64) / 2, "resumed from {}", report.resumed_bytes);
+    assert_eq!(report.resumed_bytes + report.fetched_bytes, manifest.size);
+    let downloaded = ChunkManifest::compute(std::fs::File::open(&dest).unwrap(), manifest.chunk_size).unwrap();
+    assert_eq!(downloaded, *manifest, "byte-identical");
+
+    // 4. From the tampering holder first: the bad chunk is caught, and fetched from the next one.
+    let dest2 = dir.path().join("second.bin");
+    let request = FetchRequest { peers: vec![bad.peer(), good.peer()], dest: dest2.clone(), ..request };
+    let report = transfer::fetch(&consumer.network, &request, |_| {}, &CancellationToken::new()).await.unwrap();
+    assert_eq!(report.rejected_chunks, 1);
+    assert_eq!(ChunkManifest::compute(std::fs::File::open(&dest2).unwrap(), manifest.chunk_size).unwrap(), *manifest);
+    assert_eq!(consumer.network.transfer_stats().chunks_rejected.load(Ordering::Relaxed), 1);
+    cancel.cancel();
+}
