@@ -126,18 +126,21 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     }
     let registry = crate::metrics::Registry::new();
     let network = start_network(&config, &key, chain_id, &backend, &registry, &tasks, &cancel).await?;
-    let p2p_addrs: Vec<String> = network
-        .listening()
-        .await
-        .iter()
-        .map(|a| format!("{a}/p2p/{}", network.local_peer_id()))
-        .collect();
+    let p2p_addrs: Vec<String> =
+        network.listening().await.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
     if config.p2p.register && chain_id.is_some() && !config.has_role(Role::Bootnode) {
         let announced = match config.p2p.external_addrs.is_empty() {
             true => network.listening().await.iter().map(ToString::to_string).collect(),
             false => config.p2p.external_addrs.clone(),
         };
-        tasks.spawn(register_self(backend.clone(), key.peer_id(), roles_bits(&config.roles), announced, config.chain.indexer_lag, cancel.child_token()));
+        tasks.spawn(register_self(
+            backend.clone(),
+            key.peer_id(),
+            roles_bits(&config.roles),
+            announced,
+            config.chain.indexer_lag,
+            cancel.child_token(),
+        ));
     }
     let metrics_listener = match config.metrics.enabled {
         true => Some(
@@ -352,7 +355,8 @@ async fn register_self(
     let (id, data, label) = match existing {
         None => (
             format!("node:register:{peer_id}"),
-            NodeRegistry::registerCall { roles, peerId: peer_id.to_bytes().into(), multiaddrs: addrs.clone() }.abi_encode(),
+            NodeRegistry::registerCall { roles, peerId: peer_id.to_bytes().into(), multiaddrs: addrs.clone() }
+                .abi_encode(),
             "register this node in the NodeRegistry",
         ),
         Some(row) if !row.active => {

@@ -102,12 +102,37 @@ impl Registry {
         if let Some(network) = backend.network() {
             let stats = network.transfer_stats();
             let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-            gauge(&mut out, "airbloc_transfer_bytes_served_total", "Bundle bytes uploaded to peers", load(&stats.bytes_served));
-            gauge(&mut out, "airbloc_transfer_bytes_fetched_total", "Bundle bytes downloaded and verified", load(&stats.bytes_fetched));
+            gauge(
+                &mut out,
+                "airbloc_transfer_bytes_served_total",
+                "Bundle bytes uploaded to peers",
+                load(&stats.bytes_served),
+            );
+            gauge(
+                &mut out,
+                "airbloc_transfer_bytes_fetched_total",
+                "Bundle bytes downloaded and verified",
+                load(&stats.bytes_fetched),
+            );
             gauge(&mut out, "airbloc_transfer_uploads_active", "Uploads in progress", load(&stats.uploads_active));
-            gauge(&mut out, "airbloc_transfer_downloads_active", "Downloads in progress", load(&stats.downloads_active));
-            gauge(&mut out, "airbloc_transfer_chunks_rejected_total", "Received chunks that failed their hash", load(&stats.chunks_rejected));
-            gauge(&mut out, "airbloc_transfer_uploads_refused_total", "Uploads refused as over the limit", load(&stats.uploads_refused));
+            gauge(
+                &mut out,
+                "airbloc_transfer_downloads_active",
+                "Downloads in progress",
+                load(&stats.downloads_active),
+            );
+            gauge(
+                &mut out,
+                "airbloc_transfer_chunks_rejected_total",
+                "Received chunks that failed their hash",
+                load(&stats.chunks_rejected),
+            );
+            gauge(
+                &mut out,
+                "airbloc_transfer_uploads_refused_total",
+                "Uploads refused as over the limit",
+                load(&stats.uploads_refused),
+            );
         }
         let mut libp2p = String::new();
         if prometheus_client::encoding::text::encode(&mut libp2p, &self.libp2p()).is_ok() {

@@ -60,7 +60,7 @@ impl ChunkManifest {
 
     /// Decodes concatenated 32-byte hashes (the wire form) and validates.
     pub fn from_concatenated(chunk_size: u32, size: u64, hashes: &[u8]) -> Result<Self, ManifestError> {
-        if hashes.len() % 32 != 0 {
+        if !hashes.len().is_multiple_of(32) {
             return Err(ManifestError::Encoding(hashes.len()));
         }
         let expected = size.div_ceil(u64::from(chunk_size.max(1)));

@@ -143,6 +143,10 @@ pub enum OutboxError {
     Failed { id: String, reason: String },
     #[error("the outbox stopped")]
     Stopped,
+    #[error(
+        "{address} has too little ETH to pay for its transactions ({message}) — send it some; queued transactions go out once it is funded"
+    )]
+    InsufficientFunds { address: Address, message: String },
 }
 
 /// Outbox settings.
@@ -185,6 +189,7 @@ struct Inner {
     wake: Notify,
     updates: broadcast::Sender<String>,
     connected: AtomicBool,
+    unfunded: AtomicBool,
 }
 
 fn now() -> u64 {
@@ -228,6 +233,7 @@ impl Outbox {
                 wake: Notify::new(),
                 updates,
                 connected: AtomicBool::new(false),
+                unfunded: AtomicBool::new(false),
             }),
         })
     }
@@ -396,9 +402,19 @@ impl Outbox {
             let wait = match self.step(rebroadcast).await {
                 Ok(()) => {
                     rebroadcast = false;
+                    self.inner.unfunded.store(false, Ordering::Relaxed);
                     backoff = Duration::from_millis(500);
                     self.inner.connected.store(true, Ordering::Relaxed);
                     self.inner.config.poll_interval
+                }
+                Err(e @ OutboxError::InsufficientFunds { .. }) => {
+                    // Not an outage: the endpoint answered. Check again soon, quietly after the first,
+                    // and re-broadcast what was signed meanwhile.
+                    rebroadcast = true;
+                    if !self.inner.unfunded.swap(true, Ordering::Relaxed) {
+                        warn!(target: "chain::outbox", error = %e, "sending paused");
+                    }
+                    Duration::from_secs(1)
                 }
                 Err(e) => {
                     if self.inner.connected.swap(false, Ordering::Relaxed) {
@@ -470,8 +486,15 @@ impl Outbox {
                             self.save(&done)?;
                             continue;
                         }
+                        None if e.to_string().contains("insufficient funds") => {
+                            outage = Some(OutboxError::InsufficientFunds {
+                                address: self.inner.from,
+                                message: e.to_string(),
+                            });
+                            break;
+                        }
                         None => {
-                            outage = Some(e);
+                            outage = Some(e.into());
                             break;
                         }
                     },
@@ -502,7 +525,7 @@ impl Outbox {
                 self.broadcast(raw).await?;
             }
             if let Some(e) = outage {
-                return Err(e.into());
+                return Err(e);
             }
         }
         Ok(())
@@ -539,6 +562,10 @@ impl Outbox {
     async fn broadcast(&self, raw: &Bytes) -> Result<(), OutboxError> {
         match self.inner.provider.send_raw_transaction(raw).await {
             Ok(_) => Ok(()),
+            // Kept as sent; re-broadcast with the same bytes once the account is funded.
+            Err(e) if e.to_string().contains("insufficient funds") => {
+                Err(OutboxError::InsufficientFunds { address: self.inner.from, message: e.to_string() })
+            }
             Err(e) if e.as_error_resp().is_some() => {
                 debug!(target: "chain::outbox", error = %e, "broadcast answered with an error (kept for tracking)");
                 Ok(())
@@ -601,7 +628,13 @@ impl Outbox {
         }
         let stuck = now().saturating_sub(sent_at) >= self.inner.config.stuck_after.as_secs() && head > sent_at_block;
         if !(stuck || intent.bump_requested) {
-            if rebroadcast {
+            // Missed a block: if the endpoint dropped it (e.g. sent before the account was funded,
+            // or an endpoint restart), send the same bytes again.
+            let lost = || async {
+                let latest = *txs.last().expect("a sent intent has a version");
+                Ok::<_, OutboxError>(provider.get_transaction_by_hash(latest).await?.is_none())
+            };
+            if rebroadcast || (head > sent_at_block + 1 && lost().await?) {
                 self.broadcast(raw).await?;
             }
             return Ok(());

@@ -266,9 +266,11 @@ impl Config {
         if roles.len() != self.roles.len() {
             return Err(ConfigError::Invalid("roles lists a role twice".into()));
         }
-        for (field, addrs) in
-            [("p2p.listen", &self.p2p.listen), ("p2p.bootnodes", &self.p2p.bootnodes), ("p2p.external_addrs", &self.p2p.external_addrs)]
-        {
+        for (field, addrs) in [
+            ("p2p.listen", &self.p2p.listen),
+            ("p2p.bootnodes", &self.p2p.bootnodes),
+            ("p2p.external_addrs", &self.p2p.external_addrs),
+        ] {
             for addr in addrs {
                 if let Err(e) = addr.parse::<libp2p::Multiaddr>() {
                     return Err(ConfigError::Invalid(format!(

@@ -245,8 +245,8 @@ impl Validator {
     async fn bundle(&self, ann: &wire::BundleAnnouncement) -> Result<Address, Verdict> {
         let typed = typed(ann)?;
         fresh(typed.issuedAt)?;
-        let signature =
-            Signature::try_from(ann.signature.as_slice()).map_err(|e| Verdict::Reject(format!("bad signature: {e}")))?;
+        let signature = Signature::try_from(ann.signature.as_slice())
+            .map_err(|e| Verdict::Reject(format!("bad signature: {e}")))?;
         let hash = typed.eip712_signing_hash(&eip712::node_domain(self.chain_id));
         let signer = signature
             .recover_address_from_prehash(&hash)

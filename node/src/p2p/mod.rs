@@ -37,9 +37,9 @@ use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, gossipsub, identify,
     identity::Keypair,
-    kad,
+    kad, mdns,
     metrics::{Metrics, Recorder},
-    mdns, noise, ping,
+    noise, ping,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle, dial_opts::DialOpts},
     tcp, yamux,
@@ -550,7 +550,8 @@ impl NetworkLoop {
             Command::Request(peer, body, reply) => {
                 let request_id = self.next_request_id;
                 self.next_request_id += 1;
-                let id = self.swarm.behaviour_mut().rpc.send_request(&peer, wire::Request { request_id, body: Some(body) });
+                let id =
+                    self.swarm.behaviour_mut().rpc.send_request(&peer, wire::Request { request_id, body: Some(body) });
                 self.pending.insert(id, reply);
             }
             Command::Publish(topic, data, reply) => {
@@ -810,7 +811,12 @@ impl NetworkLoop {
     }
 
     /// Every inbound request gets an answer; the requester is the connection's PeerId.
-    fn answer(&mut self, peer: PeerId, request: wire::Request, channel: request_response::ResponseChannel<wire::Response>) {
+    fn answer(
+        &mut self,
+        peer: PeerId,
+        request: wire::Request,
+        channel: request_response::ResponseChannel<wire::Response>,
+    ) {
         let id = request.request_id;
         let result = if !self.admission.admits(&peer) {
             Err(transfer::wire_error(
@@ -820,7 +826,9 @@ impl NetworkLoop {
         } else {
             match request.body {
                 None => Err(transfer::wire_error(wire::ErrorCode::BadRequest, "empty request")),
-                Some(wire::request::Body::Ping(ping)) => Ok(wire::response::Body::Pong(wire::Pong { payload: ping.payload })),
+                Some(wire::request::Body::Ping(ping)) => {
+                    Ok(wire::response::Body::Pong(wire::Pong { payload: ping.payload }))
+                }
                 Some(wire::request::Body::BundleMetadata(request)) => self.bundle_metadata(&peer, &request),
                 Some(body) => {
                     let handler = self.installed.handler.read().expect("handler lock").clone();
@@ -845,7 +853,8 @@ impl NetworkLoop {
         let bundle = B256::try_from(request.bundle_id.as_slice())
             .map_err(|_| transfer::wire_error(wire::ErrorCode::BadRequest, "bundle_id must be 32 bytes"))?;
         let source = self.installed.source.read().expect("source lock").clone();
-        let source = source.ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, "this node serves no bundles"))?;
+        let source =
+            source.ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, "this node serves no bundles"))?;
         let served = source.serve(peer, bundle)?;
         Ok(wire::response::Body::BundleMetadata(wire::BundleMetadata {
             bundle_id: bundle.to_vec(),

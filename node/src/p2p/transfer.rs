@@ -164,9 +164,8 @@ async fn serve_one(
         }
         let bundle = B256::try_from(request.bundle_id.as_slice())
             .map_err(|_| wire_error(wire::ErrorCode::BadRequest, "bundle_id must be 32 bytes"))?;
-        let source = source
-            .as_ref()
-            .ok_or_else(|| wire_error(wire::ErrorCode::NotFound, "this node serves no bundles"))?;
+        let source =
+            source.as_ref().ok_or_else(|| wire_error(wire::ErrorCode::NotFound, "this node serves no bundles"))?;
         let served = source.serve(&peer, bundle)?;
         if request.from_chunk > served.manifest.count() {
             return Err(wire_error(
@@ -376,18 +375,21 @@ async fn fetch_from(
 ) -> StreamOutcome {
     let mut stream = match network.open_stream(peer, PROTOCOL).await {
         Ok(stream) => stream,
-        Err(e @ libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => return StreamOutcome::PeerFailed(e.to_string()),
+        Err(e @ libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+            return StreamOutcome::PeerFailed(e.to_string());
+        }
         Err(e) => return StreamOutcome::Broken(e.to_string()),
     };
     let request = wire::TransferRequest { bundle_id: bundle.to_vec(), from_chunk: *next };
     if let Err(e) = codec::write_frame(&mut stream, &request).await {
         return StreamOutcome::Broken(e.to_string());
     }
-    let header: wire::TransferHeader = match tokio::time::timeout(FRAME_TIMEOUT, codec::read_frame(&mut stream, MAX_FRAME)).await {
-        Ok(Ok(header)) => header,
-        Ok(Err(e)) => return StreamOutcome::Broken(e.to_string()),
-        Err(_) => return StreamOutcome::Broken("no transfer header within the timeout".into()),
-    };
+    let header: wire::TransferHeader =
+        match tokio::time::timeout(FRAME_TIMEOUT, codec::read_frame(&mut stream, MAX_FRAME)).await {
+            Ok(Ok(header)) => header,
+            Ok(Err(e)) => return StreamOutcome::Broken(e.to_string()),
+            Err(_) => return StreamOutcome::Broken("no transfer header within the timeout".into()),
+        };
     if let Some(error) = header.error {
         let code = wire::ErrorCode::try_from(error.code).unwrap_or(wire::ErrorCode::Unspecified);
         return match code {

@@ -71,12 +71,24 @@ impl TestNode {
 }
 
 /// A node with an outbox and an indexer over the deployment, admitting peers by the chain.
-async fn chain_node(anvil: &AnvilInstance, deployment: &Deployment, key: NodeKey, bootnodes: Vec<libp2p::Multiaddr>, cancel: &CancellationToken) -> TestNode {
+async fn chain_node(
+    anvil: &AnvilInstance,
+    deployment: &Deployment,
+    key: NodeKey,
+    bootnodes: Vec<libp2p::Multiaddr>,
+    cancel: &CancellationToken,
+) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let provider = connect(&anvil.endpoint()).await.unwrap();
     let backend = Backend::new(store.clone(), ChainStatus::default());
-    let outbox = Outbox::new(store.clone(), provider.clone(), EthereumWallet::from(key.signer().clone()), OutboxConfig::default()).unwrap();
+    let outbox = Outbox::new(
+        store.clone(),
+        provider.clone(),
+        EthereumWallet::from(key.signer().clone()),
+        OutboxConfig::default(),
+    )
+    .unwrap();
     let (indexer, handle) = Indexer::new(
         store.clone(),
         provider,
@@ -91,7 +103,12 @@ async fn chain_node(anvil: &AnvilInstance, deployment: &Deployment, key: NodeKey
         indexer: handle,
         state: ChainState::new(store),
     });
-    let config = NetworkConfig { bootnodes, chain_id: deployment.chain_id, request_timeout: Duration::from_secs(5), ..Default::default() };
+    let config = NetworkConfig {
+        bootnodes,
+        chain_id: deployment.chain_id,
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
     let network = start(&key, &config, Admission::Chain(backend.clone()), cancel);
     TestNode { key, network, backend: Some(backend), _dir: dir }
 }
@@ -114,10 +131,11 @@ async fn register_nodes(anvil: &AnvilInstance, deployment: &Deployment, keys: &[
     let mut last = 0;
     for key in keys {
         let provider = signing_provider(anvil, key);
-        let receipt = mined!(
-            NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), provider)
-                .register(roles::PROVIDER | roles::CONSUMER, key.peer_id().to_bytes().into(), vec![])
-        );
+        let receipt = mined!(NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), provider).register(
+            roles::PROVIDER | roles::CONSUMER,
+            key.peer_id().to_bytes().into(),
+            vec![]
+        ));
         last = receipt.block_number.unwrap();
     }
     last
@@ -131,15 +149,29 @@ async fn indexed(nodes: &[&TestNode], block: u64) {
 }
 
 /// Registers an app, a data type and a bundle as `provider`; returns what an announcement states.
-async fn register_bundle(anvil: &AnvilInstance, deployment: &Deployment, provider: &NodeKey, name: &str) -> BundleStatement {
+async fn register_bundle(
+    anvil: &AnvilInstance,
+    deployment: &Deployment,
+    provider: &NodeKey,
+    name: &str,
+) -> BundleStatement {
     let p = signing_provider(anvil, provider);
     let at = |name| deployment.address(name).unwrap();
     let receipt = mined!(AppRegistry::new(at("AppRegistry"), p.clone()).register(name.into()));
     let app_id = receipt.decoded_log::<AppRegistry::AppRegistered>().unwrap().appId;
-    let receipt = mined!(DataTypeRegistry::new(at("DataTypeRegistry"), p.clone()).register(format!("{name}-type"), keccak256("{}")));
+    let receipt = mined!(
+        DataTypeRegistry::new(at("DataTypeRegistry"), p.clone()).register(format!("{name}-type"), keccak256("{}"))
+    );
     let data_type_id = receipt.decoded_log::<DataTypeRegistry::DataTypeRegistered>().unwrap().dataTypeId;
-    let receipt =
-        mined!(DataRegistry::new(at("DataRegistry"), p).registerBundle(app_id, data_type_id, keccak256(name), 10, keccak256("c"), 4096, "".into()));
+    let receipt = mined!(DataRegistry::new(at("DataRegistry"), p).registerBundle(
+        app_id,
+        data_type_id,
+        keccak256(name),
+        10,
+        keccak256("c"),
+        4096,
+        "".into()
+    ));
     let bundle_id = receipt.decoded_log::<DataRegistry::BundleRegistered>().unwrap().bundleId;
     BundleStatement {
         bundle_id,
@@ -165,7 +197,11 @@ async fn publish(node: &TestNode, announcement: &wire::Announcement) {
 }
 
 /// Waits for a bundle announcement of `bundle` on `events`.
-async fn announced(events: &mut tokio::sync::broadcast::Receiver<NetworkEvent>, bundle: B256, within: Duration) -> bool {
+async fn announced(
+    events: &mut tokio::sync::broadcast::Receiver<NetworkEvent>,
+    bundle: B256,
+    within: Duration,
+) -> bool {
     tokio::time::timeout(within, async {
         loop {
             match events.recv().await {
@@ -207,7 +243,11 @@ async fn five_nodes_discover_each_other_from_one_bootnode_and_an_announcement_re
     let announcement = gossip::sign_bundle_announcement(&nodes[0].key, deployment.chain_id, &statement);
     publish(&nodes[0], &announcement).await;
     for (i, events) in receivers.iter_mut().enumerate() {
-        assert!(announced(events, statement.bundle_id, Duration::from_secs(30)).await, "node {} got the announcement", i + 2);
+        assert!(
+            announced(events, statement.bundle_id, Duration::from_secs(30)).await,
+            "node {} got the announcement",
+            i + 2
+        );
     }
     // Provider records: who holds a bundle is found through the DHT.
     nodes[0].network.provide(statement.bundle_id).await;
@@ -260,12 +300,22 @@ async fn unregistered_and_deactivated_nodes_get_no_application_traffic() {
     }
     // C cannot download bundle data either.
     let dest = tempfile::tempdir().unwrap();
-    let request = FetchRequest { bundle: B256::repeat_byte(1), manifest: manifest.clone(), peers: vec![a.peer()], dest: dest.path().join("x") };
+    let request = FetchRequest {
+        bundle: B256::repeat_byte(1),
+        manifest: manifest.clone(),
+        peers: vec![a.peer()],
+        dest: dest.path().join("x"),
+    };
     let err = transfer::fetch(&c.network, &request, |_| {}, &CancellationToken::new()).await.unwrap_err();
     assert!(err.to_string().contains("NOT_ADMITTED"), "{err}");
-    let report = transfer::fetch(&b.network, &FetchRequest { dest: dest.path().join("b"), ..request }, |_| {}, &CancellationToken::new())
-        .await
-        .unwrap();
+    let report = transfer::fetch(
+        &b.network,
+        &FetchRequest { dest: dest.path().join("b"), ..request },
+        |_| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.fetched_bytes, 100_000);
 
     // A knows who is who.
@@ -286,7 +336,9 @@ async fn unregistered_and_deactivated_nodes_get_no_application_traffic() {
     assert!(!announced(&mut c_events, from_b.bundle_id, Duration::from_millis(100)).await, "C received gossip");
 
     // B is deactivated on chain: A disconnects it.
-    let receipt = mined!(NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), signing_provider(&anvil, &b.key)).deactivate());
+    let receipt = mined!(
+        NodeRegistry::new(deployment.address("NodeRegistry").unwrap(), signing_provider(&anvil, &b.key)).deactivate()
+    );
     indexed(&[&a], receipt.block_number.unwrap()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while a.network.peers().await.iter().any(|p| p.peer_id == b.peer()) {
@@ -326,18 +378,37 @@ async fn forged_and_unknown_announcements_are_dropped_and_never_forwarded() {
         bundle.provider = b.key.address().to_vec();
     }
     // …and announces a bundle the chain has never seen.
-    let unknown = gossip::sign_bundle_announcement(&a.key, chain_id, &BundleStatement { bundle_id: B256::repeat_byte(9), ..genuine.clone() });
+    let unknown = gossip::sign_bundle_announcement(
+        &a.key,
+        chain_id,
+        &BundleStatement { bundle_id: B256::repeat_byte(9), ..genuine.clone() },
+    );
     for announcement in [&stolen, &forged, &unknown] {
         publish(a, announcement).await;
     }
-    assert!(!announced(&mut b_events, genuine.bundle_id, Duration::from_secs(3)).await, "B accepted a forged announcement");
-    assert!(!announced(&mut b_events, B256::repeat_byte(9), Duration::from_millis(100)).await, "B accepted an unknown bundle");
-    assert!(!announced(&mut c_events, genuine.bundle_id, Duration::from_millis(100)).await, "B forwarded a forged announcement");
-    assert!(!announced(&mut c_events, B256::repeat_byte(9), Duration::from_millis(100)).await, "B forwarded an unknown bundle");
+    assert!(
+        !announced(&mut b_events, genuine.bundle_id, Duration::from_secs(3)).await,
+        "B accepted a forged announcement"
+    );
+    assert!(
+        !announced(&mut b_events, B256::repeat_byte(9), Duration::from_millis(100)).await,
+        "B accepted an unknown bundle"
+    );
+    assert!(
+        !announced(&mut c_events, genuine.bundle_id, Duration::from_millis(100)).await,
+        "B forwarded a forged announcement"
+    );
+    assert!(
+        !announced(&mut c_events, B256::repeat_byte(9), Duration::from_millis(100)).await,
+        "B forwarded an unknown bundle"
+    );
     // The genuine announcement from B travels to C, and a replay of it is delivered once.
     let real = gossip::sign_bundle_announcement(&b.key, chain_id, &genuine);
     publish(b, &real).await;
-    assert!(announced(&mut c_events, genuine.bundle_id, Duration::from_secs(15)).await, "C got the genuine announcement");
+    assert!(
+        announced(&mut c_events, genuine.bundle_id, Duration::from_secs(15)).await,
+        "C got the genuine announcement"
+    );
     let _ = a.network.announce(&real).await;
     assert!(!announced(&mut c_events, genuine.bundle_id, Duration::from_secs(2)).await, "a replay was delivered twice");
     // Oversized gossip is refused at the publisher.
@@ -360,7 +431,8 @@ async fn malformed_frames_silent_streams_and_unknown_bundles_get_clear_errors() 
     stream.write_all(&varint(512 << 20)).await.unwrap();
     stream.flush().await.unwrap();
     let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.expect("stream closed");
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.expect("stream closed");
     assert!(closed.is_err() || buf.is_empty());
 
     // Garbage that is not a protobuf Request.
@@ -408,17 +480,24 @@ async fn malformed_frames_silent_streams_and_unknown_bundles_get_clear_errors() 
     // A role request this node does not serve.
     let err = client
         .network
-        .request(peer, wire::request::Body::SignUp(wire::SignUpRequest { identity_hash: vec![1; 32], app_id: vec![2; 32] }))
+        .request(
+            peer,
+            wire::request::Body::SignUp(wire::SignUpRequest { identity_hash: vec![1; 32], app_id: vec![2; 32] }),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, RequestError::Remote { code: wire::ErrorCode::NotFound, ref message } if message.contains("keeper")), "{err:?}");
+    assert!(
+        matches!(err, RequestError::Remote { code: wire::ErrorCode::NotFound, ref message } if message.contains("keeper")),
+        "{err:?}"
+    );
 
     // After all that, the node still serves a real transfer and answers pings.
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), b"x".repeat(50_000)).unwrap();
     let manifest = server_bundles.add(B256::repeat_byte(3), file.path(), 4096).unwrap();
     let dest = tempfile::tempdir().unwrap();
-    let request = FetchRequest { bundle: B256::repeat_byte(3), manifest, peers: vec![peer], dest: dest.path().join("out") };
+    let request =
+        FetchRequest { bundle: B256::repeat_byte(3), manifest, peers: vec![peer], dest: dest.path().join("out") };
     transfer::fetch(&client.network, &request, |_| {}, &CancellationToken::new()).await.unwrap();
     assert_eq!(std::fs::read(dest.path().join("out")).unwrap(), std::fs::read(file.path()).unwrap());
     let pong = client.network.request(peer, wire::request::Body::Ping(wire::Ping { payload: vec![1] })).await.unwrap();
@@ -534,4 +613,68 @@ async fn a_1_gib_transfer_survives_a_broken_connection_and_a_restart_and_refetch
     assert_eq!(ChunkManifest::compute(std::fs::File::open(&dest2).unwrap(), manifest.chunk_size).unwrap(), *manifest);
     assert_eq!(consumer.network.transfer_stats().chunks_rejected.load(Ordering::Relaxed), 1);
     cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn airblocd_processes_register_themselves_find_each_other_and_admit_each_other() {
+    use super::support::NodeProcess;
+    use airbloc_proto::v1::{PeersRequest, Role, StatusRequest, node_client::NodeClient};
+    use alloy::{network::TransactionBuilder, providers::Provider, rpc::types::TransactionRequest};
+
+    let anvil = airbloc_node::test_utils::spawn_anvil_with(&["--block-time", "1"]);
+    let (_, governor, deployment) = deploy_local(&anvil, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let deployment_file = dir.path().join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let deployment_arg = deployment_file.to_str().unwrap();
+    let rpc = anvil.endpoint();
+    let boot = NodeProcess::start(
+        &dir.path().join("boot"),
+        &rpc,
+        &["--roles", "bootnode", "--chain.deployment", deployment_arg],
+    );
+    let boot_addr = boot.runtime.p2p_addrs[0].clone();
+    let start = |name: &str, roles: &str| {
+        NodeProcess::start(
+            &dir.path().join(name),
+            &rpc,
+            &["--roles", roles, "--chain.deployment", deployment_arg, "--p2p.bootnodes", &boot_addr],
+        )
+    };
+    let provider = start("provider", "provider");
+    let consumer = start("consumer", "consumer");
+    // Gas for their NodeRegistry entries.
+    for node in [&provider, &consumer] {
+        let to: Address = node.runtime.address.parse().unwrap();
+        let tx = TransactionRequest::default().with_to(to).with_value(U256::from(10u128.pow(19)));
+        governor.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    }
+    let client = |node: &NodeProcess| {
+        let auth = airbloc_proto::bearer(&node.token()).unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.runtime.grpc_addr))
+            .unwrap()
+            .connect_lazy();
+        NodeClient::with_interceptor(channel, auth)
+    };
+    let mut at_provider = client(&provider);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let consumer_peer = consumer.runtime.peer_id.clone();
+    loop {
+        let peers = at_provider.peers(PeersRequest {}).await.unwrap().into_inner().peers;
+        if let Some(peer) = peers.iter().find(|p| p.peer_id == consumer_peer && p.admitted) {
+            assert_eq!(peer.address.to_lowercase(), consumer.runtime.address.to_lowercase());
+            assert_eq!(peer.roles, vec![Role::Consumer as i32], "roles from its NodeRegistry entry");
+            assert_eq!(peer.standing, "admitted");
+            assert!(peer.agent.starts_with("airblocd/"), "{}", peer.agent);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the consumer was not found and admitted: {peers:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = at_provider.status(StatusRequest {}).await.unwrap().into_inner();
+    assert!(status.peer_count >= 2, "bootnode and consumer: {}", status.peer_count);
+    assert!(status.listen_addrs.iter().any(|a| a.starts_with("/ip4/127.0.0.1/tcp/")), "{:?}", status.listen_addrs);
+    // The bootnode served discovery only: it is connected to both but registered nowhere.
+    let boot_peers = client(&boot).peers(PeersRequest {}).await.unwrap().into_inner().peers;
+    assert!(boot_peers.len() >= 2);
 }

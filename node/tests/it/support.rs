@@ -43,7 +43,7 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts a node on `datadir` with a free gRPC port and waits until it serves.
     pub fn start(datadir: &Path, rpc_url: &str, extra: &[&str]) -> Self {
-        let mut child = spawn(datadir, rpc_url, extra);
+        let mut child = spawn_logged(datadir, rpc_url, extra);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(runtime) = RuntimeInfo::read(datadir) {
@@ -52,11 +52,7 @@ impl NodeProcess {
                 }
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = err.read_to_string(&mut stderr);
-                }
+                let stderr = std::fs::read_to_string(log_file(datadir)).unwrap_or_default();
                 panic!("airblocd exited early with {status}: {stderr}");
             }
             assert!(Instant::now() < deadline, "airblocd did not publish node.json within 30 s");
@@ -108,8 +104,27 @@ impl Drop for NodeProcess {
     }
 }
 
-/// Spawns `airblocd` without waiting for it.
+/// Where a spawned node's log goes: next to its data dir (a pipe nobody reads would fill up and
+/// stall the node).
+pub fn log_file(datadir: &Path) -> PathBuf {
+    datadir.with_extension("log")
+}
+
+/// Spawns `airblocd` without waiting for it; its stderr is a pipe (for short-lived runs).
 pub fn spawn(datadir: &Path, rpc_url: &str, extra: &[&str]) -> Child {
+    spawn_with(datadir, rpc_url, extra, Stdio::piped())
+}
+
+/// Spawns a long-running `airblocd` logging to [`log_file`].
+pub fn spawn_logged(datadir: &Path, rpc_url: &str, extra: &[&str]) -> Child {
+    if let Some(parent) = datadir.parent() {
+        std::fs::create_dir_all(parent).expect("create the data dir's parent");
+    }
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file(datadir)).expect("open the node log");
+    spawn_with(datadir, rpc_url, extra, log.into())
+}
+
+fn spawn_with(datadir: &Path, rpc_url: &str, extra: &[&str], stderr: Stdio) -> Child {
     command()
         .arg("--datadir")
         .arg(datadir)
@@ -118,7 +133,7 @@ pub fn spawn(datadir: &Path, rpc_url: &str, extra: &[&str]) -> Child {
         .args(extra)
         .env("AIRBLOC_KEYSTORE_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("spawn airblocd")
 }
