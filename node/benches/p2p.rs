@@ -167,7 +167,9 @@ async fn propagation_bench(nodes: usize, messages: usize) {
     let boot_addr = boot.addr().await;
     let heartbeat = Duration::from_millis(200);
     let all: Vec<Node> = (0..nodes)
-        .map(|_| Node::start(NetworkConfig { bootnodes: vec![boot_addr.clone()], heartbeat, ..Default::default() }, &cancel))
+        .map(|_| {
+            Node::start(NetworkConfig { bootnodes: vec![boot_addr.clone()], heartbeat, ..Default::default() }, &cancel)
+        })
         .collect();
     for node in &all {
         node.wait_for_peers(6).await;
@@ -225,7 +227,8 @@ async fn memory_bench() {
     let cancel = CancellationToken::new();
     let server = Node::start(NetworkConfig::default(), &cancel);
     let addr = server.addr().await;
-    let clients: Vec<Node> = (0..CLIENTS).map(|_| Node::start(NetworkConfig { gossip: false, ..Default::default() }, &cancel)).collect();
+    let clients: Vec<Node> =
+        (0..CLIENTS).map(|_| Node::start(NetworkConfig { gossip: false, ..Default::default() }, &cancel)).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_bytes();
     for client in &clients {
@@ -268,9 +271,15 @@ async fn memory_bench() {
         .enumerate()
         .map(|(i, client)| {
             let network = client.network.clone();
-            let request =
-                FetchRequest { bundle: B256::ZERO, manifest: manifest.clone(), peers: vec![server_peer], dest: dir.path().join(format!("d{i}")) };
-            tokio::spawn(async move { transfer::fetch(&network, &request, |_| {}, &CancellationToken::new()).await.unwrap() })
+            let request = FetchRequest {
+                bundle: B256::ZERO,
+                manifest: manifest.clone(),
+                peers: vec![server_peer],
+                dest: dir.path().join(format!("d{i}")),
+            };
+            tokio::spawn(async move {
+                transfer::fetch(&network, &request, |_| {}, &CancellationToken::new()).await.unwrap()
+            })
         })
         .collect();
     for download in downloads {

@@ -678,3 +678,102 @@ async fn airblocd_processes_register_themselves_find_each_other_and_admit_each_o
     let boot_peers = client(&boot).peers(PeersRequest {}).await.unwrap().into_inner().peers;
     assert!(boot_peers.len() >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_js_libp2p_peer_identifies_pings_and_once_registered_receives_an_announcement() {
+    use super::support::NodeProcess;
+    use alloy::{network::TransactionBuilder, providers::Provider, rpc::types::TransactionRequest};
+    use std::io::{BufRead, BufReader};
+
+    let anvil = airbloc_node::test_utils::spawn_anvil_with(&["--block-time", "1"]);
+    let (_, governor, deployment) = deploy_local(&anvil, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let deployment_file = dir.path().join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    // The airblocd process everyone talks to; it registers itself.
+    let hub = NodeProcess::start(
+        &dir.path().join("hub"),
+        &anvil.endpoint(),
+        &["--roles", "consumer", "--chain.deployment", deployment_file.to_str().unwrap()],
+    );
+    let hub_address: Address = hub.runtime.address.parse().unwrap();
+    let tx = TransactionRequest::default().with_to(hub_address).with_value(U256::from(10u128.pow(19)));
+    governor.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    // The js peer's key (dev account 6) and an in-process provider (dev account 7), both registered.
+    let js_key = dev_key(&anvil, 6);
+    let block = register_nodes(&anvil, &deployment, &[&js_key, &dev_key(&anvil, 7)]).await;
+    let cancel = CancellationToken::new();
+    let provider = chain_node(&anvil, &deployment, dev_key(&anvil, 7), vec![], &cancel).await;
+    indexed(&[&provider], block).await;
+    // Wait until the hub's own entry is indexed at the provider, so they admit each other.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !provider.backend.as_ref().unwrap().services().unwrap().state.is_active_node(hub_address).unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the hub never registered itself");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let script = airbloc_node::test_utils::workspace_root().join("node/tests/interop/js-libp2p/peer.mjs");
+    let mut js = std::process::Command::new("node")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("node runs (bash .ci/bootstrap installs js-libp2p)");
+    let input = serde_json::json!({
+        "privateKey": alloy::primitives::hex::encode(js_key.secret_bytes()),
+        "dial": hub.runtime.p2p_addrs[0],
+        "topic": p2p::TOPIC_BUNDLES,
+        "timeoutMs": 60000,
+    });
+    js.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = js.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+    });
+    let started = next_line(&mut lines).await;
+    assert_eq!(started["peerId"], js_key.peer_id().to_string(), "same secp256k1 PeerId in js and Rust");
+    let mut seen_identify = false;
+    let mut seen_ping = false;
+    while !(seen_identify && seen_ping) {
+        let line = next_line(&mut lines).await;
+        if let Some(identified) = line.get("identified") {
+            assert!(identified["agent"].as_str().unwrap().starts_with("airblocd/"), "{identified}");
+            let protocols = identified["protocols"].as_array().unwrap();
+            assert!(protocols.iter().any(|p| p == "/meshsub/1.1.0"), "{protocols:?}");
+            seen_identify = true;
+        }
+        if line.get("pingMs").is_some() {
+            seen_ping = true;
+        }
+        assert!(line.get("error").is_none(), "{line}");
+    }
+    // The provider joins and announces a bundle; the hub checks it and forwards it to the js peer.
+    provider.network.dial(hub.runtime.p2p_addrs[0].parse().unwrap()).await.unwrap();
+    let statement = register_bundle(&anvil, &deployment, &provider.key, "interop").await;
+    let announcement = gossip::sign_bundle_announcement(&provider.key, deployment.chain_id, &statement);
+    publish(&provider, &announcement).await;
+    let line = loop {
+        let line = next_line(&mut lines).await;
+        assert!(line.get("error").is_none(), "{line}");
+        if line.get("message").is_some() {
+            break line;
+        }
+    };
+    let data = alloy::primitives::hex::decode(line["message"].as_str().expect("a gossip message")).unwrap();
+    use prost::Message;
+    assert_eq!(wire::Announcement::decode(data.as_slice()).unwrap(), announcement);
+    assert_eq!(line["from"], provider.peer().to_string());
+    assert!(js.wait().unwrap().success());
+    cancel.cancel();
+}
+
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(60), lines.recv())
+        .await
+        .expect("js peer output in time")
+        .expect("js peer output")
+}

@@ -128,7 +128,9 @@ fn spawn_with(datadir: &Path, rpc_url: &str, extra: &[&str], stderr: Stdio) -> C
     command()
         .arg("--datadir")
         .arg(datadir)
-        .args(["--api.grpc-addr", "127.0.0.1:0", "--chain.rpc-url", rpc_url, "--log.filter", "info"])
+        .args(["--api.grpc-addr", "127.0.0.1:0", "--chain.rpc-url", rpc_url, "--log.filter"])
+        // AIRBLOC_TEST_LOG raises a test node's log level, e.g. `info,p2p=debug`.
+        .arg(std::env::var("AIRBLOC_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .args(["--p2p.listen", "/ip4/127.0.0.1/tcp/0"])
         .args(extra)
         .env("AIRBLOC_KEYSTORE_PASSWORD", PASSWORD)
