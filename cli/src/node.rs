@@ -27,6 +27,8 @@ pub(crate) struct Connection {
 pub(crate) enum NodeCommand {
     /// Identity, roles, chain connection and uptime of a node.
     Status(Connection),
+    /// Connected libp2p peers: address, standing in the NodeRegistry, roles, round trip.
+    Peers(Connection),
     /// Transactions in the node's outbox (unfinished ones, or all with --all).
     Txs {
         #[command(flatten)]
@@ -49,6 +51,16 @@ pub(crate) enum NodeCommand {
         /// Transaction id (see `airbloc node txs`).
         id: String,
     },
+}
+
+fn role_name(role: i32) -> &'static str {
+    match Role::try_from(role) {
+        Ok(Role::Provider) => "provider",
+        Ok(Role::Consumer) => "consumer",
+        Ok(Role::Keeper) => "keeper",
+        Ok(Role::Bootnode) => "bootnode",
+        _ => "unknown",
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -174,6 +186,51 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
             print_txs(&[tx.into_inner()], json);
             Ok(())
         }
+        NodeCommand::Peers(conn) => {
+            let (channel, token) = conn.channel().await?;
+            let auth = airbloc_proto::bearer(&token)
+                .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+            let peers = NodeClient::with_interceptor(channel, auth)
+                .peers(airbloc_proto::v1::PeersRequest {})
+                .await
+                .map_err(status_failure)?
+                .into_inner()
+                .peers;
+            if json {
+                let peers: Vec<_> = peers
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "peer_id": p.peer_id,
+                            "address": p.address,
+                            "admitted": p.admitted,
+                            "standing": p.standing,
+                            "roles": p.roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
+                            "agent": p.agent,
+                            "rtt_ms": p.rtt_ms,
+                            "addrs": p.addrs,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::json!({ "peers": peers }));
+            } else if peers.is_empty() {
+                println!("no peers connected");
+            } else {
+                println!("{:<44} {:<13} {:<18} {:>6}  address", "address", "standing", "roles", "rtt");
+                for p in &peers {
+                    let roles: Vec<&str> = p.roles.iter().map(|r| role_name(*r)).collect();
+                    let roles = if roles.is_empty() { "-".to_owned() } else { roles.join(",") };
+                    let address = if p.address.is_empty() { "-" } else { p.address.as_str() };
+                    println!(
+                        "{address:<44} {:<13} {roles:<18} {:>4}ms  {}",
+                        p.standing,
+                        p.rtt_ms,
+                        p.addrs.first().map_or("-", String::as_str)
+                    );
+                }
+            }
+            Ok(())
+        }
         NodeCommand::Status(conn) => {
             let (channel, token) = conn.channel().await?;
             let auth = airbloc_proto::bearer(&token)
@@ -183,17 +240,7 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
                 .await
                 .map_err(status_failure)?
                 .into_inner();
-            let roles: Vec<&str> = status
-                .roles
-                .iter()
-                .map(|r| match Role::try_from(*r) {
-                    Ok(Role::Provider) => "provider",
-                    Ok(Role::Consumer) => "consumer",
-                    Ok(Role::Keeper) => "keeper",
-                    Ok(Role::Bootnode) => "bootnode",
-                    _ => "unknown",
-                })
-                .collect();
+            let roles: Vec<&str> = status.roles.iter().map(|r| role_name(*r)).collect();
             if json {
                 let value = serde_json::json!({
                     "version": status.version,
@@ -208,6 +255,7 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
                     "indexed_block": status.indexed_block,
                     "outbox_depth": status.outbox_depth,
                     "peer_count": status.peer_count,
+                    "listen_addrs": status.listen_addrs,
                     "deployment_loaded": status.deployment_loaded,
                 });
                 println!("{value:#}");

@@ -43,6 +43,14 @@ fn node_status_through_the_cli() {
     let table = airbloc().args(["node", "status", "--datadir"]).arg(dir.path()).output().unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains(&runtime.peer_id) && text.contains("31337"), "{text}");
+    assert!(status["listen_addrs"][0].as_str().unwrap().starts_with("/ip4/127.0.0.1/tcp/"), "{status}");
+
+    let out = airbloc().args(["--json", "node", "peers", "--datadir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(peers["peers"], serde_json::json!([]));
+    let table = airbloc().args(["node", "peers", "--datadir"]).arg(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("no peers connected"));
 
     child.kill().unwrap();
     child.wait().unwrap();

@@ -1,18 +1,31 @@
 //! Chunk manifests: how a bundle's ciphertext is cut for transfer and checked piece by piece.
 //!
 //! The ciphertext is cut into fixed-size chunks (the last one shorter); each chunk is hashed with
-//! SHA-256. The manifest's [`commitment`](ChunkManifest::commitment) — keccak-256 over the chunk
+//! BLAKE3. The manifest's [`commitment`](ChunkManifest::commitment) — keccak-256 over the chunk
 //! size, the total size and the chunk hashes — is the bundle's `ciphertextHash` on DataRegistry, so
 //! a downloader that fetched the manifest from any peer checks it against the chain once and then
 //! every chunk against its hash as it arrives, before writing it.
 //!
-//! Commitment preimage: `chunk_size (u32 BE) ‖ size (u64 BE) ‖ sha256(chunk_0) ‖ … ‖ sha256(chunk_n-1)`.
+//! Commitment preimage: `chunk_size (u32 BE) ‖ size (u64 BE) ‖ blake3(chunk_0) ‖ … ‖ blake3(chunk_n-1)`.
 
 use alloy_primitives::{B256, keccak256};
 use std::io::{self, Read};
 
-/// Default chunk size: 1 MiB.
-pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+/// Default chunk size: 256 KiB (fine-grained enough to overlap verification with receiving).
+pub const DEFAULT_CHUNK_SIZE: u32 = 256 << 10;
+/// Most chunks a manifest has when the chunk size is chosen by [`chunk_size_for`]: the manifest
+/// stays under 512 KiB, within one request/response frame.
+pub const MAX_CHUNKS: u64 = 16 * 1024;
+
+/// The chunk size for a ciphertext of `size` bytes: the default, doubled until the manifest has
+/// at most [`MAX_CHUNKS`] hashes.
+pub fn chunk_size_for(size: u64) -> u32 {
+    let mut chunk = DEFAULT_CHUNK_SIZE;
+    while size.div_ceil(u64::from(chunk)) > MAX_CHUNKS && chunk < MAX_CHUNK_SIZE {
+        chunk *= 2;
+    }
+    chunk
+}
 /// Smallest allowed chunk size.
 pub const MIN_CHUNK_SIZE: u32 = 4 * 1024;
 /// Largest allowed chunk size.
@@ -29,7 +42,7 @@ pub enum ManifestError {
     Encoding(usize),
 }
 
-/// Size, chunk size and the SHA-256 of every chunk of a ciphertext.
+/// Size, chunk size and the BLAKE3 of every chunk of a ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkManifest {
     pub chunk_size: u32,
@@ -37,12 +50,9 @@ pub struct ChunkManifest {
     pub hashes: Vec<[u8; 32]>,
 }
 
-/// SHA-256 of one chunk.
+/// BLAKE3-256 of one chunk.
 pub fn chunk_hash(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    *blake3::hash(data).as_bytes()
 }
 
 impl ChunkManifest {
@@ -155,6 +165,8 @@ mod tests {
         assert_eq!(wire.commitment(), manifest.commitment());
         assert!(ChunkManifest::from_concatenated(4096, 20_000, &manifest.concatenated()).is_err());
         assert!(ChunkManifest::from_concatenated(1, 10_000, &manifest.concatenated()).is_err());
+        assert_eq!(chunk_size_for(1 << 30), DEFAULT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(16 << 30), 1 << 20);
         let empty = ChunkManifest::compute(&[][..], 4096).unwrap();
         assert_eq!((empty.count(), empty.size), (0, 0));
     }

@@ -45,7 +45,7 @@ const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Uploads served at once; more are answered `UNAVAILABLE`.
 pub const MAX_UPLOADS: usize = 32;
 /// Chunks in flight between the network reader and the disk writer of one download.
-const WRITE_QUEUE: usize = 4;
+const WRITE_QUEUE: usize = 8;
 
 /// A bundle's ciphertext as a holder serves it.
 #[derive(Debug, Clone)]
@@ -307,12 +307,17 @@ pub async fn fetch(
         stats.downloads_active.fetch_sub(1, Ordering::Relaxed);
     });
 
-    let (writer_tx, writer_rx) = tokio::sync::mpsc::channel::<(u64, Vec<u8>)>(WRITE_QUEUE);
-    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    // Chunks are verified and written by a blocking thread, so hashing and disk writes overlap
+    // with reading the next chunks from the network.
+    let (writer_tx, writer_rx) = tokio::sync::mpsc::channel::<ToWriter>(WRITE_QUEUE);
+    let (recycle_tx, mut recycle_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let written = Arc::new(Written { bad: AtomicU64::new(NONE), ..Default::default() });
     let writer = {
         let manifest = manifest.clone();
-        tokio::task::spawn_blocking(move || write_chunks(file, &manifest, next, writer_rx, recycle_tx))
+        let written = written.clone();
+        tokio::task::spawn_blocking(move || write_chunks(file, &manifest, next, writer_rx, recycle_tx, &written))
     };
+    let mut pipe = Pipe { to_writer: writer_tx, recycled: &mut recycle_rx, written: &written };
     let mut reasons = Vec::new();
     let mut peers = request.peers.iter();
     let mut current = peers.next().copied();
@@ -329,7 +334,7 @@ pub async fn fetch(
         }
         let outcome = tokio::select! {
             _ = cancel.cancelled() => break Err(FetchError::Cancelled(manifest.offset(next))),
-            outcome = fetch_from(network, peer, request.bundle, &manifest, &mut next, &writer_tx, &recycle_rx, &mut report, &mut progress) => outcome,
+            outcome = fetch_from(network, peer, request.bundle, &manifest, &mut next, &mut pipe, &mut progress) => outcome,
         };
         match outcome {
             StreamOutcome::Done => {}
@@ -354,11 +359,48 @@ pub async fn fetch(
             }
         }
     };
-    drop(writer_tx);
-    let written = writer.await.expect("writer task");
+    drop(pipe);
+    let outcome = writer.await.expect("writer task");
+    report.fetched_bytes = written.bytes.load(Ordering::Relaxed);
+    report.rejected_chunks = written.rejected.load(Ordering::Relaxed);
     stats.bytes_fetched.fetch_add(report.fetched_bytes, Ordering::Relaxed);
-    written.map_err(io_err)?;
+    stats.chunks_rejected.fetch_add(report.rejected_chunks, Ordering::Relaxed);
+    outcome.map_err(io_err)?;
     result.map(|()| report)
+}
+
+const NONE: u64 = u64::MAX;
+
+/// What the writer thread reports back.
+#[derive(Debug, Default)]
+struct Written {
+    /// First chunk that failed verification and is not yet re-fetched (`NONE` when none).
+    bad: AtomicU64,
+    bytes: AtomicU64,
+    rejected: AtomicU64,
+}
+
+enum ToWriter {
+    Chunk(u64, Vec<u8>),
+    /// Answered with the next chunk the writer expects, once everything before it is handled.
+    Flush(tokio::sync::oneshot::Sender<u64>),
+}
+
+/// The reader's end of the writer pipeline.
+struct Pipe<'a> {
+    to_writer: tokio::sync::mpsc::Sender<ToWriter>,
+    recycled: &'a mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    written: &'a Written,
+}
+
+impl Pipe<'_> {
+    /// A chunk that failed verification since the last call, if any.
+    fn take_bad(&self) -> Option<u64> {
+        match self.written.bad.swap(NONE, Ordering::AcqRel) {
+            NONE => None,
+            index => Some(index),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -368,11 +410,10 @@ async fn fetch_from(
     bundle: B256,
     manifest: &ChunkManifest,
     next: &mut u64,
-    writer: &tokio::sync::mpsc::Sender<(u64, Vec<u8>)>,
-    recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
-    report: &mut FetchReport,
+    pipe: &mut Pipe<'_>,
     progress: &mut (impl FnMut(Progress) + Send),
 ) -> StreamOutcome {
+    let rejected = |index| StreamOutcome::PeerFailed(format!("chunk {index} does not match its hash"));
     let mut stream = match network.open_stream(peer, PROTOCOL).await {
         Ok(stream) => stream,
         Err(e @ libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
@@ -406,25 +447,34 @@ async fn fetch_from(
     while *next < manifest.count() {
         let index = *next;
         let len = manifest.chunk_len(index);
-        let mut buf = recycled.try_recv().unwrap_or_default();
+        let mut buf = pipe.recycled.try_recv().unwrap_or_default();
         buf.resize(len, 0);
         match tokio::time::timeout(CHUNK_TIMEOUT, stream.read_exact(&mut buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return StreamOutcome::Broken(format!("chunk {index}: {e}")),
             Err(_) => return StreamOutcome::Broken(format!("chunk {index} did not arrive within {CHUNK_TIMEOUT:?}")),
         }
-        if !manifest.verify(index, &buf) {
-            report.rejected_chunks += 1;
-            network.transfer_stats().chunks_rejected.fetch_add(1, Ordering::Relaxed);
-            return StreamOutcome::PeerFailed(format!("chunk {index} does not match its hash"));
-        }
-        if writer.send((index, buf)).await.is_err() {
+        if pipe.to_writer.send(ToWriter::Chunk(index, buf)).await.is_err() {
             return StreamOutcome::PeerFailed("the writer stopped".into());
         }
         *next += 1;
-        report.fetched_bytes += len as u64;
+        if let Some(bad) = pipe.take_bad() {
+            *next = bad;
+            return rejected(bad);
+        }
         progress(Progress { bytes: manifest.offset(*next).min(manifest.size), total: manifest.size });
     }
+    // Everything arrived; wait until it is verified.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if pipe.to_writer.send(ToWriter::Flush(tx)).await.is_err() {
+        return StreamOutcome::PeerFailed("the writer stopped".into());
+    }
+    let expected = rx.await.unwrap_or(0);
+    if let Some(bad) = pipe.take_bad() {
+        *next = bad;
+        return rejected(bad);
+    }
+    debug_assert_eq!(expected, manifest.count());
     StreamOutcome::Done
 }
 
@@ -448,21 +498,38 @@ fn open_and_verify_prefix(dest: &Path, manifest: &ChunkManifest) -> io::Result<(
     Ok((file, next))
 }
 
-/// Writes verified chunks in order, then truncates to the exact size and syncs.
+/// Verifies chunks and writes the good ones in order; a bad chunk is reported through
+/// `written.bad`, and chunks after it are dropped until the same index arrives again. At the end
+/// the file is truncated to the exact size and synced.
 fn write_chunks(
     mut file: std::fs::File,
     manifest: &ChunkManifest,
     first: u64,
-    mut chunks: tokio::sync::mpsc::Receiver<(u64, Vec<u8>)>,
-    recycle: std::sync::mpsc::Sender<Vec<u8>>,
+    mut chunks: tokio::sync::mpsc::Receiver<ToWriter>,
+    recycle: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    written: &Written,
 ) -> io::Result<()> {
     file.seek(SeekFrom::Start(manifest.offset(first)))?;
     let mut expected = first;
-    while let Some((index, buf)) = chunks.blocking_recv() {
-        debug_assert_eq!(index, expected, "chunks arrive in order");
-        file.write_all(&buf)?;
-        expected = index + 1;
-        let _ = recycle.send(buf);
+    while let Some(message) = chunks.blocking_recv() {
+        match message {
+            ToWriter::Chunk(index, buf) => {
+                if index == expected {
+                    if manifest.verify(index, &buf) {
+                        file.write_all(&buf)?;
+                        expected += 1;
+                        written.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    } else {
+                        written.rejected.fetch_add(1, Ordering::Relaxed);
+                        written.bad.store(index, Ordering::Release);
+                    }
+                }
+                let _ = recycle.send(buf);
+            }
+            ToWriter::Flush(reply) => {
+                let _ = reply.send(expected);
+            }
+        }
     }
     if expected >= manifest.count() {
         file.set_len(manifest.size)?;
