@@ -53,6 +53,8 @@ pub enum NodeError {
     Network(#[from] crate::p2p::NetworkError),
     #[error("cannot bind the metrics address {addr}: {source} — choose another with --metrics.addr")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot start a role: {0}")]
+    Role(String),
     #[error("a node task panicked: {0}")]
     Panic(String),
 }
@@ -169,9 +171,26 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
     }
+    let provider = match (config.has_role(Role::Provider), chain_id) {
+        (true, Some(_)) => {
+            let key = keys::NodeKey::from_secret(key.secret_bytes())?;
+            let provider = crate::roles::provider::Provider::open(backend.clone(), key, datadir.path())
+                .map_err(|e| NodeError::Role(e.to_string()))?;
+            network.set_bundle_source(Arc::new(provider.clone()));
+            let resume = provider.clone();
+            tasks.spawn(async move { resume.resume().await });
+            Some(crate::api::ProviderService::new(provider))
+        }
+        (true, None) => {
+            warn!(target: "provider", "the provider role needs chain.deployment; its API is off");
+            None
+        }
+        _ => None,
+    };
     let api_task = tasks.spawn(api.serve(
         node_service,
         admin_service,
+        provider,
         TokenAuth::new(token),
         registry,
         cancel.clone().cancelled_owned(),

@@ -14,6 +14,7 @@
 //! - [`api`] — the gRPC services, bearer-token auth, health and reflection.
 //! - [`store`] — RocksDB: a column family per table, atomic batches, per-write durability.
 //! - [`backend`] — what every role and service shares: store, chain view, outbox, indexer.
+//! - [`roles`] — the provider (and, to come, consumer and keeper) over the backend.
 //! - [`p2p`] — libp2p: transport, discovery, admission, gossip, request/response.
 //! - [`metrics`] — Prometheus text at `/metrics`.
 //! - [`daemon`] — the lifecycle that wires the parts together and stops them in order.
@@ -37,6 +38,7 @@ pub mod datadir;
 pub mod keys;
 pub mod metrics;
 pub mod p2p;
+pub mod roles;
 pub mod store;
 
 #[cfg(feature = "test-utils")]

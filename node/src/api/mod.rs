@@ -7,11 +7,13 @@
 mod admin;
 pub mod auth;
 mod node;
+mod provider;
 
 pub use admin::AdminService;
 pub use node::{NodeInfo, NodeService};
+pub use provider::ProviderService;
 
-use airbloc_proto::v1::{admin_server::AdminServer, node_server::NodeServer};
+use airbloc_proto::v1::{admin_server::AdminServer, node_server::NodeServer, provider_server::ProviderServer};
 use std::{future::Future, net::SocketAddr};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -49,6 +51,7 @@ impl BoundApi {
         self,
         node: NodeService,
         admin: AdminService,
+        provider: Option<ProviderService>,
         auth: auth::TokenAuth,
         metrics: std::sync::Arc<crate::metrics::Registry>,
         shutdown: impl Future<Output = ()> + Send,
@@ -56,6 +59,9 @@ impl BoundApi {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<NodeServer<NodeService>>().await;
         health_reporter.set_serving::<AdminServer<AdminService>>().await;
+        if provider.is_some() {
+            health_reporter.set_serving::<ProviderServer<ProviderService>>().await;
+        }
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airbloc_proto::FILE_DESCRIPTOR_SET)
@@ -72,7 +78,8 @@ impl BoundApi {
             .add_service(InterceptedService::new(reflection_v1, auth.clone()))
             .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
             .add_service(InterceptedService::new(NodeServer::new(node), auth.clone()))
-            .add_service(InterceptedService::new(AdminServer::new(admin), auth))
+            .add_service(InterceptedService::new(AdminServer::new(admin), auth.clone()))
+            .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())

@@ -41,6 +41,10 @@ pub mod cf {
     pub const ORDERS: &str = "orders";
     /// Ingested records (provider).
     pub const RECORDS: &str = "records";
+    /// JSON Schemas of data types, by keccak-256 of their text.
+    pub const SCHEMAS: &str = "schemas";
+    /// Bundles this node sealed and provides (provider).
+    pub const PROVIDED: &str = "provided";
 
     /// Every table, in creation order.
     pub const ALL: &[&str] = &[
@@ -59,6 +63,8 @@ pub mod cf {
         OFFERS,
         ORDERS,
         RECORDS,
+        SCHEMAS,
+        PROVIDED,
     ];
 
     /// Tables derived from chain events (rolled back on reorgs).

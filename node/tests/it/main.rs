@@ -13,5 +13,6 @@ mod indexer;
 mod keystore;
 mod outbox;
 mod p2p;
+mod provider;
 mod store;
 mod support;

@@ -1,0 +1,169 @@
+//! `airbloc.v1.Provider`: apps, data types, ingestion and bundles over gRPC.
+
+use crate::roles::provider::{IncomingRecord, ProvidedBundle, Provider, ProviderError, Refusal, Verdict};
+use airbloc_proto::v1::{self as pb, provider_server};
+use alloy::primitives::B256;
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The Provider service.
+#[derive(Debug, Clone)]
+pub struct ProviderService {
+    provider: Provider,
+}
+
+impl ProviderService {
+    pub fn new(provider: Provider) -> Self {
+        Self { provider }
+    }
+}
+
+fn status(e: ProviderError) -> Status {
+    match e {
+        ProviderError::Invalid(m) => Status::invalid_argument(m),
+        ProviderError::NotFound(m) => Status::not_found(m),
+        ProviderError::Unavailable(m) => Status::unavailable(m),
+        e @ ProviderError::Transaction { .. } => Status::aborted(e.to_string()),
+        ProviderError::Internal(m) => Status::internal(m),
+    }
+}
+
+/// A 32-byte id from the wire, named in the error.
+pub(crate) fn id32(bytes: &[u8], what: &str) -> Result<B256, String> {
+    B256::try_from(bytes).map_err(|_| format!("{what} must be 32 bytes, got {}", bytes.len()))
+}
+
+fn bundle_to_proto(b: &ProvidedBundle) -> pb::Bundle {
+    pb::Bundle {
+        bundle_id: b.bundle_id.to_vec(),
+        app_id: b.app.to_vec(),
+        data_type_id: b.data_type.to_vec(),
+        record_count: b.record_count,
+        size: b.size,
+        merkle_root: b.merkle_root.to_vec(),
+        ciphertext_hash: b.ciphertext_hash.to_vec(),
+        registered_block: b.registered_block.unwrap_or_default(),
+    }
+}
+
+fn reason(refusal: Refusal) -> pb::RejectReason {
+    match refusal {
+        Refusal::Malformed => pb::RejectReason::Malformed,
+        Refusal::Schema => pb::RejectReason::Schema,
+        Refusal::NoConsent => pb::RejectReason::NoConsent,
+        Refusal::UnknownDataType => pb::RejectReason::UnknownDataType,
+        Refusal::NotAuthorized => pb::RejectReason::NotAuthorized,
+    }
+}
+
+impl ProviderService {
+    async fn ingest_batch(
+        &self,
+        batch: Vec<(u64, Result<IncomingRecord, String>)>,
+        summary: &mut pb::IngestSummary,
+    ) -> Result<(), Status> {
+        let (indices, records): (Vec<u64>, Vec<IncomingRecord>) = batch
+            .into_iter()
+            .filter_map(|(index, parsed)| match parsed {
+                Ok(record) => Some((index, record)),
+                Err(message) => {
+                    summary.rejected.push(pb::Rejection { index, reason: pb::RejectReason::Malformed as i32, message });
+                    None
+                }
+            })
+            .unzip();
+        let provider = self.provider.clone();
+        let verdicts = tokio::task::spawn_blocking(move || provider.ingest(&records))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)?;
+        for (index, verdict) in indices.into_iter().zip(verdicts) {
+            match verdict {
+                Verdict::Accepted => summary.accepted += 1,
+                Verdict::Duplicate => summary.duplicates += 1,
+                Verdict::Refused(refusal, message) => {
+                    summary.rejected.push(pb::Rejection { index, reason: reason(refusal) as i32, message })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse(record: pb::IngestRecord) -> Result<IncomingRecord, String> {
+    Ok(IncomingRecord {
+        app: id32(&record.app_id, "app_id")?,
+        data_type: id32(&record.data_type_id, "data_type_id")?,
+        user: id32(&record.user_id, "user_id")?,
+        collected_at_ms: record.collected_at_ms,
+        payload_json: record.payload_json,
+    })
+}
+
+#[tonic::async_trait]
+impl provider_server::Provider for ProviderService {
+    async fn register_app(
+        &self,
+        request: Request<pb::RegisterAppRequest>,
+    ) -> Result<Response<pb::RegisterAppResponse>, Status> {
+        let (app_id, tx_id) = self.provider.register_app(&request.into_inner().name).await.map_err(status)?;
+        Ok(Response::new(pb::RegisterAppResponse { app_id: app_id.to_vec(), tx_id }))
+    }
+
+    async fn register_data_type(
+        &self,
+        request: Request<pb::RegisterDataTypeRequest>,
+    ) -> Result<Response<pb::RegisterDataTypeResponse>, Status> {
+        let request = request.into_inner();
+        let (id, hash, tx_id) =
+            self.provider.register_data_type(&request.name, &request.schema_json).await.map_err(status)?;
+        Ok(Response::new(pb::RegisterDataTypeResponse { data_type_id: id.to_vec(), schema_hash: hash.to_vec(), tx_id }))
+    }
+
+    async fn add_schema(
+        &self,
+        request: Request<pb::AddSchemaRequest>,
+    ) -> Result<Response<pb::AddSchemaResponse>, Status> {
+        let request = request.into_inner();
+        let data_type = id32(&request.data_type_id, "data_type_id").map_err(Status::invalid_argument)?;
+        let hash = self.provider.add_schema(data_type, &request.schema_json).map_err(status)?;
+        Ok(Response::new(pb::AddSchemaResponse { schema_hash: hash.to_vec() }))
+    }
+
+    async fn ingest(
+        &self,
+        request: Request<Streaming<pb::IngestRecord>>,
+    ) -> Result<Response<pb::IngestSummary>, Status> {
+        let mut stream = request.into_inner();
+        let mut summary = pb::IngestSummary::default();
+        let mut batch = Vec::with_capacity(crate::roles::provider::INGEST_BATCH);
+        let mut index = 0u64;
+        while let Some(record) = stream.next().await {
+            // A broken stream ends the call; what was acknowledged before stays stored.
+            let record = record?;
+            batch.push((index, parse(record)));
+            index += 1;
+            if batch.len() >= crate::roles::provider::INGEST_BATCH {
+                self.ingest_batch(std::mem::take(&mut batch), &mut summary).await?;
+            }
+        }
+        self.ingest_batch(batch, &mut summary).await?;
+        Ok(Response::new(summary))
+    }
+
+    async fn seal_bundle(&self, request: Request<pb::SealBundleRequest>) -> Result<Response<pb::Bundle>, Status> {
+        let request = request.into_inner();
+        let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
+        let data_type = id32(&request.data_type_id, "data_type_id").map_err(Status::invalid_argument)?;
+        let bundle = self.provider.seal(app, data_type).await.map_err(status)?;
+        Ok(Response::new(bundle_to_proto(&bundle)))
+    }
+
+    async fn list_bundles(
+        &self,
+        _: Request<pb::ListBundlesRequest>,
+    ) -> Result<Response<pb::ListBundlesResponse>, Status> {
+        let bundles = self.provider.bundles().map_err(status)?;
+        Ok(Response::new(pb::ListBundlesResponse { bundles: bundles.iter().map(bundle_to_proto).collect() }))
+    }
+}

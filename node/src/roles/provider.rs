@@ -1,0 +1,573 @@
+//! The provider role: registry calls, record ingestion and bundles.
+//!
+//! - **Ingest.** Each record is checked against its data type's JSON Schema (kept by the node,
+//!   its keccak-256 on chain) and the user's `collect` consent as indexed, then sealed under the
+//!   node's storage key and written; a batch is fsynced before it is acknowledged. The store key is
+//!   `app ‖ data type ‖ keccak(canonical record)`, so a record sent twice is stored once.
+//! - **Bundles.** Sealing takes the pending records of an app and data type, seals each under a
+//!   fresh bundle key, and writes the body: per record `user id (32) ‖ length (u32 BE) ‖ sealed`.
+//!   Leaves are `record_leaf(user, index, keccak(sealed))`; the root, the record count, the chunk
+//!   manifest commitment (as `ciphertextHash`) and the size go to DataRegistry through the outbox.
+//!   The bundle key is kept only wrapped to the node key. The records leave the pending set in the
+//!   same atomic write that records the bundle, so a crash never loses or duplicates them; a bundle
+//!   not yet registered is registered again at start (idempotent outbox id).
+
+use crate::{
+    backend::{Backend, ChainServices},
+    chain::{
+        contracts::{AppRegistry, DataRegistry, DataTypeRegistry, actions},
+        outbox::{Call, IntentState},
+    },
+    crypto::{
+        Dek,
+        chunks::{ChunkManifest, chunk_size_for},
+        merkle::{MerkleTree, record_leaf},
+        record::Record,
+        stream, wrap,
+    },
+    keys::{NodeKey, address_of_peer},
+    p2p::{self, BundleSource, BundleStatement, transfer::ServedBundle},
+    store::{Durability, cf},
+};
+use airbloc_proto::p2p::v1 as wire;
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    sol_types::{SolCall, SolValue},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+use tracing::{info, warn};
+
+const STORAGE_KEY: &[u8] = b"provider_storage_key";
+/// Records per fsynced write during ingestion.
+pub const INGEST_BATCH: usize = 1024;
+
+/// Why a provider call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("transaction {id} did not succeed: {state}")]
+    Transaction { id: String, state: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Internal(e.to_string())
+}
+
+/// One record as an app hands it in.
+#[derive(Debug, Clone)]
+pub struct IncomingRecord {
+    pub app: B256,
+    pub data_type: B256,
+    pub user: B256,
+    pub collected_at_ms: u64,
+    pub payload_json: String,
+}
+
+/// Why one record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    Schema,
+    NoConsent,
+    UnknownDataType,
+    NotAuthorized,
+}
+
+/// The outcome of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Duplicate,
+    Refused(Refusal, String),
+}
+
+/// A bundle this node sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvidedBundle {
+    pub bundle_id: B256,
+    pub app: B256,
+    pub data_type: B256,
+    pub merkle_root: B256,
+    pub record_count: u64,
+    pub size: u64,
+    pub ciphertext_hash: B256,
+    pub chunk_size: u32,
+    /// The bundle key, ECIES-wrapped to the node key.
+    pub wrapped_dek: Vec<u8>,
+    /// Users of the records, in record order (for consent checks at sale time).
+    pub users: Vec<B256>,
+    pub file: PathBuf,
+    /// Block of the DataRegistry registration, once mined.
+    pub registered_block: Option<u64>,
+}
+
+/// The provider.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    key: NodeKey,
+    bundles_dir: PathBuf,
+    storage_key: Dek,
+    validators: RwLock<HashMap<B256, Arc<jsonschema::Validator>>>,
+    served: RwLock<HashMap<B256, ServedBundle>>,
+    sealing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider").field("address", &self.inner.key.address()).finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Opens the provider over the node's store; `datadir` holds the bundle files.
+    pub fn open(backend: Backend, key: NodeKey, datadir: &Path) -> Result<Self, ProviderError> {
+        let store = &backend.store;
+        let storage_key = match store.get_raw(cf::META, STORAGE_KEY).map_err(internal)? {
+            Some(wrapped) => wrap::unwrap_dek(key.secret_bytes(), &wrapped)
+                .map_err(|e| internal(format!("cannot unwrap the record storage key with this node key: {e}")))?,
+            None => {
+                let dek = Dek::generate();
+                let wrapped = wrap::wrap_dek(&key.public_key_uncompressed(), &dek).map_err(internal)?;
+                store.put_raw(cf::META, STORAGE_KEY, &wrapped, Durability::Sync).map_err(internal)?;
+                dek
+            }
+        };
+        let bundles_dir = datadir.join("bundles");
+        std::fs::create_dir_all(&bundles_dir).map_err(internal)?;
+        let provider = Self {
+            inner: Arc::new(Inner {
+                backend,
+                key,
+                bundles_dir,
+                storage_key,
+                validators: RwLock::default(),
+                served: RwLock::default(),
+                sealing: tokio::sync::Mutex::new(()),
+            }),
+        };
+        for bundle in provider.bundles()? {
+            provider.serve_bundle(&bundle);
+        }
+        Ok(provider)
+    }
+
+    fn services(&self) -> Result<&ChainServices, ProviderError> {
+        self.inner.backend.services().ok_or_else(|| {
+            ProviderError::Unavailable(
+                "chain services are not running (set chain.deployment and check chain.rpc_url)".into(),
+            )
+        })
+    }
+
+    /// This node's address.
+    pub fn address(&self) -> Address {
+        self.inner.key.address()
+    }
+
+    /// Submits a call through the outbox and waits until it is mined; returns its block.
+    async fn transact(&self, id: String, to: Address, data: Vec<u8>, label: String) -> Result<u64, ProviderError> {
+        let outbox = &self.services()?.outbox;
+        outbox.submit(&id, Call { to, data: data.into(), value: U256::ZERO, label }).map_err(internal)?;
+        let intent =
+            outbox.wait(&id).await.map_err(|e| ProviderError::Transaction { id: id.clone(), state: e.to_string() })?;
+        match intent.state {
+            IntentState::Mined { block, .. } => {
+                // Hot paths read the index: let it catch up with our own transaction.
+                self.services()?.indexer.wait_for(block).await;
+                Ok(block)
+            }
+            other => Err(ProviderError::Transaction { id, state: other.name().to_owned() }),
+        }
+    }
+
+    /// Registers an app owned by this node.
+    pub async fn register_app(&self, name: &str) -> Result<(B256, String), ProviderError> {
+        if name.is_empty() || name.len() > 64 {
+            return Err(ProviderError::Invalid("app names are 1 to 64 bytes".into()));
+        }
+        let registry = self.services()?.deployment.address("AppRegistry").map_err(internal)?;
+        let id = format!("app:register:{name}");
+        let data = AppRegistry::registerCall { name: name.to_owned() }.abi_encode();
+        self.transact(id.clone(), registry, data, format!("register app {name}")).await?;
+        Ok((keccak256(name.as_bytes()), id))
+    }
+
+    /// Registers a data type with its JSON Schema.
+    pub async fn register_data_type(
+        &self,
+        name: &str,
+        schema_json: &str,
+    ) -> Result<(B256, B256, String), ProviderError> {
+        let schema_hash = self.store_schema(schema_json)?;
+        let registry = self.services()?.deployment.address("DataTypeRegistry").map_err(internal)?;
+        let id = format!("datatype:register:{name}");
+        let data = DataTypeRegistry::registerCall { name: name.to_owned(), schemaHash: schema_hash }.abi_encode();
+        self.transact(id.clone(), registry, data, format!("register data type {name}")).await?;
+        Ok((keccak256(name.as_bytes()), schema_hash, id))
+    }
+
+    /// Keeps a schema (after checking it compiles); returns its hash.
+    pub fn store_schema(&self, schema_json: &str) -> Result<B256, ProviderError> {
+        let schema: serde_json::Value = serde_json::from_str(schema_json)
+            .map_err(|e| ProviderError::Invalid(format!("the schema is not JSON: {e}")))?;
+        jsonschema::validator_for(&schema)
+            .map_err(|e| ProviderError::Invalid(format!("not a valid JSON Schema: {e}")))?;
+        let hash = keccak256(schema_json.as_bytes());
+        self.inner
+            .backend
+            .store
+            .put_raw(cf::SCHEMAS, hash.as_slice(), schema_json.as_bytes(), Durability::Sync)
+            .map_err(internal)?;
+        Ok(hash)
+    }
+
+    /// Keeps the schema of a data type registered elsewhere, checked against its on-chain hash.
+    pub fn add_schema(&self, data_type: B256, schema_json: &str) -> Result<B256, ProviderError> {
+        let row = self.services()?.state.data_type(data_type).map_err(internal)?.ok_or_else(|| {
+            ProviderError::NotFound(format!("data type {data_type} is not registered (or not indexed yet)"))
+        })?;
+        let hash = keccak256(schema_json.as_bytes());
+        if hash != row.schema_hash {
+            return Err(ProviderError::Invalid(format!(
+                "this schema hashes to {hash}, but data type {data_type} has schema hash {} on chain",
+                row.schema_hash
+            )));
+        }
+        self.store_schema(schema_json)
+    }
+
+    fn validator(&self, data_type: B256) -> Result<Arc<jsonschema::Validator>, (Refusal, String)> {
+        if let Some(v) = self.inner.validators.read().expect("validators lock").get(&data_type) {
+            return Ok(v.clone());
+        }
+        let services = self.services().map_err(|e| (Refusal::UnknownDataType, e.to_string()))?;
+        let row = services
+            .state
+            .data_type(data_type)
+            .ok()
+            .flatten()
+            .filter(|row| !row.retired)
+            .ok_or_else(|| (Refusal::UnknownDataType, format!("data type {data_type} is not registered")))?;
+        let schema =
+            self.inner.backend.store.get_raw(cf::SCHEMAS, row.schema_hash.as_slice()).ok().flatten().ok_or_else(
+                || {
+                    (
+                        Refusal::UnknownDataType,
+                        format!("this node does not have the schema of data type {data_type}; add it with AddSchema"),
+                    )
+                },
+            )?;
+        let schema: serde_json::Value =
+            serde_json::from_slice(&schema).map_err(|e| (Refusal::UnknownDataType, e.to_string()))?;
+        let validator =
+            Arc::new(jsonschema::validator_for(&schema).map_err(|e| (Refusal::UnknownDataType, e.to_string()))?);
+        self.inner.validators.write().expect("validators lock").insert(data_type, validator.clone());
+        Ok(validator)
+    }
+
+    /// Checks one record; on success returns its store key and sealed value.
+    fn check(&self, record: &IncomingRecord) -> Result<(Vec<u8>, Vec<u8>), (Refusal, String)> {
+        let services = self.services().map_err(|e| (Refusal::Malformed, e.to_string()))?;
+        let app = services
+            .state
+            .app(record.app)
+            .ok()
+            .flatten()
+            .filter(|app| !app.retired)
+            .ok_or_else(|| (Refusal::NotAuthorized, format!("app {} is not registered", record.app)))?;
+        let me = self.address();
+        if app.owner != me && !app.authorized.contains(&me) {
+            return Err((Refusal::NotAuthorized, format!("this node ({me}) is not authorized for app {}", record.app)));
+        }
+        let validator = self.validator(record.data_type)?;
+        let payload: serde_json::Value = serde_json::from_str(&record.payload_json)
+            .map_err(|e| (Refusal::Malformed, format!("payload is not JSON: {e}")))?;
+        if let Some(error) = validator.iter_errors(&payload).next() {
+            return Err((Refusal::Schema, format!("{error} at {}", error.instance_path)));
+        }
+        let consent = services
+            .state
+            .consent(record.user, record.app, actions::COLLECT, record.data_type)
+            .map_err(|e| (Refusal::NoConsent, e.to_string()))?;
+        if !consent.history.last().is_some_and(|(_, allowed)| *allowed) {
+            return Err((
+                Refusal::NoConsent,
+                format!("user {} has not allowed collection for this app and data type", record.user),
+            ));
+        }
+        let canonical = Record {
+            user_id: record.user,
+            data_type: record.data_type,
+            collected_at_ms: record.collected_at_ms,
+            payload: record.payload_json.as_bytes().to_vec(),
+        }
+        .encode()
+        .map_err(|e| (Refusal::Malformed, e.to_string()))?;
+        let mut key = Vec::with_capacity(96);
+        key.extend_from_slice(record.app.as_slice());
+        key.extend_from_slice(record.data_type.as_slice());
+        key.extend_from_slice(keccak256(&canonical).as_slice());
+        let mut value = record.user.to_vec();
+        value.extend_from_slice(&stream::seal(&self.inner.storage_key, &canonical));
+        Ok((key, value))
+    }
+
+    /// Ingests a batch: every record gets a verdict; accepted ones are durable when this returns.
+    pub fn ingest(&self, records: &[IncomingRecord]) -> Result<Vec<Verdict>, ProviderError> {
+        let store = &self.inner.backend.store;
+        let mut batch = store.batch();
+        let mut verdicts = Vec::with_capacity(records.len());
+        for record in records {
+            match self.check(record) {
+                Ok((key, value)) => {
+                    if store.get_raw(cf::RECORDS, &key).map_err(internal)?.is_some() {
+                        verdicts.push(Verdict::Duplicate);
+                    } else {
+                        batch.put_raw(cf::RECORDS, &key, &value);
+                        verdicts.push(Verdict::Accepted);
+                    }
+                }
+                Err((refusal, message)) => verdicts.push(Verdict::Refused(refusal, message)),
+            }
+        }
+        if !batch.is_empty() {
+            store.write(batch, Durability::Sync).map_err(internal)?;
+        }
+        Ok(verdicts)
+    }
+
+    /// Records waiting for a bundle, for an app and data type.
+    pub fn pending(&self, app: B256, data_type: B256) -> Result<u64, ProviderError> {
+        let prefix = [app.as_slice(), data_type.as_slice()].concat();
+        Ok(self.inner.backend.store.scan_prefix(cf::RECORDS, &prefix).count() as u64)
+    }
+
+    /// Seals the pending records of `app` / `data_type` into a registered, announced bundle.
+    pub async fn seal(&self, app: B256, data_type: B256) -> Result<ProvidedBundle, ProviderError> {
+        let _sealing = self.inner.sealing.lock().await;
+        let this = self.clone();
+        let bundle =
+            tokio::task::spawn_blocking(move || this.write_bundle(app, data_type)).await.map_err(internal)??;
+        self.register(bundle).await
+    }
+
+    fn write_bundle(&self, app: B256, data_type: B256) -> Result<ProvidedBundle, ProviderError> {
+        let store = &self.inner.backend.store;
+        let prefix = [app.as_slice(), data_type.as_slice()].concat();
+        let dek = Dek::generate();
+        let tmp = self.inner.bundles_dir.join(format!("sealing-{}.tmp", alloy::primitives::hex::encode(&prefix[..8])));
+        let mut body = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
+        let (mut keys, mut users, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
+        let mut size = 0u64;
+        for row in store.scan_prefix(cf::RECORDS, &prefix) {
+            let (key, value) = row.map_err(internal)?;
+            let user = B256::from_slice(&value[..32]);
+            let canonical = stream::open(&self.inner.storage_key, &value[32..])
+                .map_err(|e| internal(format!("a stored record does not open with the storage key: {e}")))?;
+            let sealed = stream::seal(&dek, &canonical);
+            let len = u32::try_from(sealed.len()).map_err(internal)?;
+            body.write_all(user.as_slice()).map_err(internal)?;
+            body.write_all(&len.to_be_bytes()).map_err(internal)?;
+            body.write_all(&sealed).map_err(internal)?;
+            size += 36 + u64::from(len);
+            leaves.push(record_leaf(user, leaves.len() as u64, keccak256(&sealed)));
+            users.push(user);
+            keys.push(key);
+        }
+        if leaves.is_empty() {
+            drop(body);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(ProviderError::NotFound("no pending records for this app and data type".into()));
+        }
+        let file = body.into_inner().map_err(|e| internal(e.error()))?;
+        file.sync_all().map_err(internal)?;
+        drop(file);
+        let merkle_root = MerkleTree::new(&leaves).map_err(internal)?.root();
+        let manifest = ChunkManifest::compute(std::fs::File::open(&tmp).map_err(internal)?, chunk_size_for(size))
+            .map_err(internal)?;
+        let ciphertext_hash = manifest.commitment();
+        let record_count = leaves.len() as u64;
+        let bundle_id =
+            keccak256((self.address(), app, data_type, merkle_root, record_count, ciphertext_hash, size).abi_encode());
+        let path = self.inner.bundles_dir.join(format!("{bundle_id}.bin"));
+        std::fs::rename(&tmp, &path).map_err(internal)?;
+        let bundle = ProvidedBundle {
+            bundle_id,
+            app,
+            data_type,
+            merkle_root,
+            record_count,
+            size,
+            ciphertext_hash,
+            chunk_size: manifest.chunk_size,
+            wrapped_dek: wrap::wrap_dek(&self.inner.key.public_key_uncompressed(), &dek).map_err(internal)?,
+            users,
+            file: path,
+            registered_block: None,
+        };
+        // One atomic write: the bundle exists and its records are no longer pending.
+        let mut batch = store.batch();
+        batch.put(cf::PROVIDED, bundle_id.as_slice(), &bundle);
+        for key in &keys {
+            batch.delete(cf::RECORDS, key);
+        }
+        store.write(batch, Durability::Sync).map_err(internal)?;
+        info!(target: "provider", %bundle_id, records = record_count, size, "bundle sealed");
+        Ok(bundle)
+    }
+
+    /// Registers a sealed bundle on DataRegistry (idempotent), then serves and announces it.
+    async fn register(&self, mut bundle: ProvidedBundle) -> Result<ProvidedBundle, ProviderError> {
+        let registry = self.services()?.deployment.address("DataRegistry").map_err(internal)?;
+        let data = DataRegistry::registerBundleCall {
+            appId: bundle.app,
+            dataTypeId: bundle.data_type,
+            merkleRoot: bundle.merkle_root,
+            recordCount: bundle.record_count,
+            ciphertextHash: bundle.ciphertext_hash,
+            size: bundle.size,
+            locator: String::new(),
+        }
+        .abi_encode();
+        let id = format!("bundle:register:{}", bundle.bundle_id);
+        let block = self.transact(id, registry, data, format!("register bundle {}", bundle.bundle_id)).await?;
+        bundle.registered_block = Some(block);
+        self.inner
+            .backend
+            .store
+            .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)
+            .map_err(internal)?;
+        self.serve_bundle(&bundle);
+        self.announce(&bundle).await;
+        Ok(bundle)
+    }
+
+    /// Registers bundles sealed before a crash and announces every registered one.
+    pub async fn resume(&self) {
+        while self.inner.backend.services().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let Ok(bundles) = self.bundles() else { return };
+        for bundle in bundles {
+            match bundle.registered_block {
+                Some(_) => self.announce(&bundle).await,
+                None => {
+                    if let Err(e) = self.register(bundle).await {
+                        warn!(target: "provider", error = %e, "cannot register a sealed bundle");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn announce(&self, bundle: &ProvidedBundle) {
+        let (Some(network), Some(block), Some(services)) =
+            (self.inner.backend.network(), bundle.registered_block, self.inner.backend.services())
+        else {
+            return;
+        };
+        let statement = BundleStatement {
+            bundle_id: bundle.bundle_id,
+            app_id: bundle.app,
+            data_type_id: bundle.data_type,
+            record_count: bundle.record_count,
+            size: bundle.size,
+            price_hint: U256::ZERO,
+            price_token: Address::ZERO,
+            registered_block: block,
+        };
+        let announcement =
+            p2p::gossip::sign_bundle_announcement(&self.inner.key, services.deployment.chain_id, &statement);
+        network.provide(bundle.bundle_id).await;
+        if let Err(e) = network.announce(&announcement).await {
+            // No subscribed peer yet; the DHT record still says who holds it.
+            info!(target: "provider", bundle = %bundle.bundle_id, error = %e, "announcement not published");
+        }
+    }
+
+    fn serve_bundle(&self, bundle: &ProvidedBundle) {
+        if bundle.registered_block.is_none() {
+            return;
+        }
+        let Ok(file) = std::fs::File::open(&bundle.file) else {
+            warn!(target: "provider", path = %bundle.file.display(), "a provided bundle's file is missing");
+            return;
+        };
+        match ChunkManifest::compute(file, bundle.chunk_size) {
+            Ok(manifest) if manifest.commitment() == bundle.ciphertext_hash => {
+                let served = ServedBundle { path: bundle.file.clone(), manifest: Arc::new(manifest) };
+                self.inner.served.write().expect("served lock").insert(bundle.bundle_id, served);
+            }
+            _ => {
+                warn!(target: "provider", bundle = %bundle.bundle_id, "a provided bundle's file does not match its registration")
+            }
+        }
+    }
+
+    /// Bundles this node sealed.
+    pub fn bundles(&self) -> Result<Vec<ProvidedBundle>, ProviderError> {
+        self.inner
+            .backend
+            .store
+            .scan_prefix(cf::PROVIDED, &[])
+            .map(|row| {
+                let (key, value) = row.map_err(internal)?;
+                crate::store::decode(cf::PROVIDED, &key, &value).map_err(internal)
+            })
+            .collect()
+    }
+
+    /// Whether `consumer` holds an order that covers `bundle`.
+    fn has_ordered(&self, consumer: Address, bundle: B256) -> bool {
+        let Some(services) = self.inner.backend.services() else { return false };
+        let store = &self.inner.backend.store;
+        store.scan_prefix(cf::ORDERS, &[]).filter_map(Result::ok).any(|(key, value)| {
+            let Ok(order) = crate::store::decode::<crate::chain::state::OrderRow>(cf::ORDERS, &key, &value) else {
+                return false;
+            };
+            order.consumer == consumer
+                && order.status != "refunded"
+                && services
+                    .state
+                    .offer(order.offer)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|offer| offer.bundle_ids.contains(&bundle))
+        })
+    }
+}
+
+impl BundleSource for Provider {
+    /// Bundle ciphertext goes only to consumers that ordered it.
+    fn serve(&self, peer: &libp2p::PeerId, bundle: B256) -> Result<ServedBundle, wire::Error> {
+        let served = self.inner.served.read().expect("served lock").get(&bundle).cloned().ok_or_else(|| {
+            p2p::transfer::wire_error(wire::ErrorCode::NotFound, format!("this node does not provide bundle {bundle}"))
+        })?;
+        let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, bundle));
+        if !ordered {
+            return Err(p2p::transfer::wire_error(
+                wire::ErrorCode::Forbidden,
+                format!("bundle {bundle} is served only to consumers with an order for it — place an order first"),
+            ));
+        }
+        Ok(served)
+    }
+}
