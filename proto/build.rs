@@ -5,8 +5,13 @@
 use prost::Message;
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: &[&str] =
-    &["airbloc/v1/node.proto", "airbloc/v1/admin.proto", "airbloc/v1/provider.proto", "airbloc/p2p/v1/messages.proto"];
+const PROTOS: &[&str] = &[
+    "airbloc/v1/node.proto",
+    "airbloc/v1/admin.proto",
+    "airbloc/v1/provider.proto",
+    "airbloc/v1/consumer.proto",
+    "airbloc/p2p/v1/messages.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

@@ -171,26 +171,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
     }
-    let provider = match (config.has_role(Role::Provider), chain_id) {
-        (true, Some(_)) => {
-            let key = keys::NodeKey::from_secret(key.secret_bytes())?;
-            let provider = crate::roles::provider::Provider::open(backend.clone(), key, datadir.path())
-                .map_err(|e| NodeError::Role(e.to_string()))?;
-            network.set_bundle_source(Arc::new(provider.clone()));
-            let resume = provider.clone();
-            tasks.spawn(async move { resume.resume().await });
-            Some(crate::api::ProviderService::new(provider))
-        }
-        (true, None) => {
-            warn!(target: "provider", "the provider role needs chain.deployment; its API is off");
-            None
-        }
-        _ => None,
-    };
+    let (provider, consumer) =
+        start_roles(&config, &key, chain_id.is_some(), &backend, &network, datadir.path(), &tasks, &cancel)?;
     let api_task = tasks.spawn(api.serve(
         node_service,
         admin_service,
         provider,
+        consumer,
         TokenAuth::new(token),
         registry,
         cancel.clone().cancelled_owned(),
@@ -393,4 +380,49 @@ async fn register_self(
         Ok(intent) => info!(target: "p2p", id = %intent.id, ?addrs, "NodeRegistry entry submitted"),
         Err(e) => warn!(target: "p2p", error = %e, "cannot submit the NodeRegistry entry"),
     }
+}
+
+/// Starts the provider and consumer roles the config asks for (both need a deployment) and
+/// installs their network request handler.
+#[allow(clippy::too_many_arguments)]
+fn start_roles(
+    config: &Config,
+    key: &keys::NodeKey,
+    has_deployment: bool,
+    backend: &Backend,
+    network: &crate::p2p::Network,
+    datadir: &std::path::Path,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Result<(Option<crate::api::ProviderService>, Option<crate::api::ConsumerService>), NodeError> {
+    use crate::roles::{consumer::Consumer, consumer::RoleRequests, provider::Provider};
+    let mut requests = RoleRequests::default();
+    for role in [Role::Provider, Role::Consumer] {
+        if config.has_role(role) && !has_deployment {
+            warn!(target: "node", ?role, "this role needs chain.deployment; its API is off");
+        }
+    }
+    let provider = match config.has_role(Role::Provider) && has_deployment {
+        true => {
+            let provider = Provider::open(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir)
+                .map_err(|e| NodeError::Role(e.to_string()))?;
+            network.set_bundle_source(Arc::new(provider.clone()));
+            let resume = provider.clone();
+            tasks.spawn(async move { resume.resume().await });
+            tasks.spawn(provider.clone().run_deliveries(cancel.child_token()));
+            requests.provider = Some(provider.clone());
+            Some(crate::api::ProviderService::new(provider))
+        }
+        false => None,
+    };
+    let consumer = match config.has_role(Role::Consumer) && has_deployment {
+        true => {
+            let consumer = Consumer::new(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir);
+            requests.consumer = Some(consumer.clone());
+            Some(crate::api::ConsumerService::new(consumer, backend.clone()))
+        }
+        false => None,
+    };
+    network.set_request_handler(Arc::new(requests));
+    Ok((provider, consumer))
 }

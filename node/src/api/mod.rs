@@ -6,14 +6,19 @@
 
 mod admin;
 pub mod auth;
+mod consumer;
 mod node;
 mod provider;
 
 pub use admin::AdminService;
+pub use consumer::ConsumerService;
 pub use node::{NodeInfo, NodeService};
 pub use provider::ProviderService;
 
-use airbloc_proto::v1::{admin_server::AdminServer, node_server::NodeServer, provider_server::ProviderServer};
+use airbloc_proto::v1::{
+    admin_server::AdminServer, consumer_server::ConsumerServer, node_server::NodeServer,
+    provider_server::ProviderServer,
+};
 use std::{future::Future, net::SocketAddr};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -52,6 +57,7 @@ impl BoundApi {
         node: NodeService,
         admin: AdminService,
         provider: Option<ProviderService>,
+        consumer: Option<ConsumerService>,
         auth: auth::TokenAuth,
         metrics: std::sync::Arc<crate::metrics::Registry>,
         shutdown: impl Future<Output = ()> + Send,
@@ -61,6 +67,9 @@ impl BoundApi {
         health_reporter.set_serving::<AdminServer<AdminService>>().await;
         if provider.is_some() {
             health_reporter.set_serving::<ProviderServer<ProviderService>>().await;
+        }
+        if consumer.is_some() {
+            health_reporter.set_serving::<ConsumerServer<ConsumerService>>().await;
         }
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -79,7 +88,8 @@ impl BoundApi {
             .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
             .add_service(InterceptedService::new(NodeServer::new(node), auth.clone()))
             .add_service(InterceptedService::new(AdminServer::new(admin), auth.clone()))
-            .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth)))
+            .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth.clone())))
+            .add_optional_service(consumer.map(|c| InterceptedService::new(ConsumerServer::new(c), auth)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())

@@ -1,6 +1,6 @@
 //! `airbloc.v1.Provider`: apps, data types, ingestion and bundles over gRPC.
 
-use crate::roles::provider::{IncomingRecord, ProvidedBundle, Provider, ProviderError, Refusal, Verdict};
+use crate::roles::provider::{IncomingRecord, OfferTerms, ProvidedBundle, Provider, ProviderError, Refusal, Verdict};
 use airbloc_proto::v1::{self as pb, provider_server};
 use alloy::primitives::B256;
 use futures::StreamExt;
@@ -165,5 +165,37 @@ impl provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::ListBundlesResponse>, Status> {
         let bundles = self.provider.bundles().map_err(status)?;
         Ok(Response::new(pb::ListBundlesResponse { bundles: bundles.iter().map(bundle_to_proto).collect() }))
+    }
+
+    async fn create_offer(
+        &self,
+        request: Request<pb::CreateOfferRequest>,
+    ) -> Result<Response<pb::CreateOfferResponse>, Status> {
+        let request = request.into_inner();
+        let bundles = request
+            .bundle_ids
+            .iter()
+            .map(|b| id32(b, "bundle_ids"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Status::invalid_argument)?;
+        let price_wei = request.price_wei.parse().map_err(|e| {
+            Status::invalid_argument(format!("price_wei `{}` is not a decimal amount: {e}", request.price_wei))
+        })?;
+        let consumer = match request.consumer.as_str() {
+            "" => alloy::primitives::Address::ZERO,
+            text => text
+                .parse()
+                .map_err(|e| Status::invalid_argument(format!("consumer `{text}` is not an address: {e}")))?,
+        };
+        let terms = OfferTerms {
+            bundles,
+            consumer,
+            price_wei,
+            delivery_window_secs: request.delivery_window_secs,
+            dispute_window_secs: request.dispute_window_secs,
+            expires_in_secs: request.expires_in_secs,
+        };
+        let (offer_id, tx_id) = self.provider.create_offer(&terms).await.map_err(status)?;
+        Ok(Response::new(pb::CreateOfferResponse { offer_id: offer_id.to_vec(), tx_id }))
     }
 }

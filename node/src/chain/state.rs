@@ -165,6 +165,31 @@ impl ChainState {
         self.store.get(cf::ORDERS, id.as_slice())
     }
 
+    fn rows<V: serde::de::DeserializeOwned>(&self, table: &'static str) -> Result<Vec<(B256, V)>, StoreError> {
+        self.store
+            .scan_prefix(table, &[])
+            .map(|row| {
+                let (key, value) = row?;
+                Ok((B256::from_slice(&key), crate::store::decode(table, &key, &value)?))
+            })
+            .collect()
+    }
+
+    /// Every indexed bundle, by id.
+    pub fn bundles(&self) -> Result<Vec<(B256, BundleRow)>, StoreError> {
+        self.rows(cf::BUNDLES)
+    }
+
+    /// Every indexed offer, by id.
+    pub fn offers(&self) -> Result<Vec<(B256, OfferRow)>, StoreError> {
+        self.rows(cf::OFFERS)
+    }
+
+    /// Every indexed order, by id.
+    pub fn orders(&self) -> Result<Vec<(B256, OrderRow)>, StoreError> {
+        self.rows(cf::ORDERS)
+    }
+
     /// Every row of every derived table as (table, key, JSON value), for comparisons and dumps.
     pub fn dump(&self) -> Result<Vec<(&'static str, Vec<u8>, serde_json::Value)>, StoreError> {
         let mut out = Vec::new();

@@ -15,13 +15,14 @@
 use crate::{
     backend::{Backend, ChainServices},
     chain::{
-        contracts::{AppRegistry, DataRegistry, DataTypeRegistry, actions},
+        contracts::{AppRegistry, DataRegistry, DataTypeRegistry, Exchange, actions},
         outbox::{Call, IntentState},
+        state::{OfferRow, OrderRow},
     },
     crypto::{
         Dek,
         chunks::{ChunkManifest, chunk_size_for},
-        merkle::{MerkleTree, record_leaf},
+        merkle::MerkleTree,
         record::Record,
         stream, wrap,
     },
@@ -37,13 +38,14 @@ use alloy::{
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
-    io::Write,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
 };
 use tracing::{info, warn};
 
 const STORAGE_KEY: &[u8] = b"provider_storage_key";
+/// META key prefix of the keys wrapped for an order (kept so a retry sends the same bytes).
+const DELIVERY_PREFIX: &[u8] = b"delivery:";
 /// Records per fsynced write during ingestion.
 pub const INGEST_BATCH: usize = 1024;
 
@@ -112,6 +114,25 @@ pub struct ProvidedBundle {
     pub file: PathBuf,
     /// Block of the DataRegistry registration, once mined.
     pub registered_block: Option<u64>,
+}
+
+/// Terms of a new offer.
+#[derive(Debug, Clone)]
+pub struct OfferTerms {
+    pub bundles: Vec<B256>,
+    /// Only this consumer may order; zero for anyone.
+    pub consumer: Address,
+    pub price_wei: U256,
+    pub delivery_window_secs: u64,
+    pub dispute_window_secs: u64,
+    pub expires_in_secs: u64,
+}
+
+/// Keys wrapped for one order, in the offer's bundle order, and whether delivery was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Delivery {
+    wrapped: Vec<(B256, Vec<u8>)>,
+    submitted: bool,
 }
 
 /// The provider.
@@ -383,12 +404,8 @@ impl Provider {
             let canonical = stream::open(&self.inner.storage_key, &value[32..])
                 .map_err(|e| internal(format!("a stored record does not open with the storage key: {e}")))?;
             let sealed = stream::seal(&dek, &canonical);
-            let len = u32::try_from(sealed.len()).map_err(internal)?;
-            body.write_all(user.as_slice()).map_err(internal)?;
-            body.write_all(&len.to_be_bytes()).map_err(internal)?;
-            body.write_all(&sealed).map_err(internal)?;
-            size += 36 + u64::from(len);
-            leaves.push(record_leaf(user, leaves.len() as u64, keccak256(&sealed)));
+            size += super::body::write_entry(&mut body, user, &sealed).map_err(internal)?;
+            leaves.push(super::body::leaf(user, leaves.len() as u64, &sealed));
             users.push(user);
             keys.push(key);
         }
@@ -553,6 +570,196 @@ impl Provider {
                     .is_some_and(|offer| offer.bundle_ids.contains(&bundle))
         })
     }
+}
+
+impl Provider {
+    /// Offers bundles on the Exchange; returns the offer id once mined and indexed.
+    pub async fn create_offer(&self, terms: &OfferTerms) -> Result<(B256, String), ProviderError> {
+        if terms.bundles.is_empty() {
+            return Err(ProviderError::Invalid("an offer needs at least one bundle".into()));
+        }
+        if terms.delivery_window_secs == 0 || terms.dispute_window_secs == 0 || terms.expires_in_secs == 0 {
+            return Err(ProviderError::Invalid("delivery window, dispute window and expiry must be positive".into()));
+        }
+        let services = self.services()?;
+        for bundle in &terms.bundles {
+            let provided = self.provided(*bundle)?;
+            if provided.registered_block.is_none() {
+                return Err(ProviderError::Invalid(format!("bundle {bundle} is not registered yet")));
+            }
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let expires_at = now + terms.expires_in_secs;
+        let call_terms = Exchange::OfferTerms {
+            bundleIds: terms.bundles.clone(),
+            consumer: terms.consumer,
+            token: Address::ZERO,
+            price: terms.price_wei,
+            deliveryWindow: terms.delivery_window_secs,
+            disputeWindow: terms.dispute_window_secs,
+            expiresAt: expires_at,
+        };
+        let data = Exchange::createOfferCall { terms: call_terms.clone() }.abi_encode();
+        let id = format!("offer:create:{}", keccak256(&data));
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        self.transact(id.clone(), exchange, data, format!("offer {} bundle(s)", terms.bundles.len())).await?;
+        let me = self.address();
+        let offer = services
+            .state
+            .offers()
+            .map_err(internal)?
+            .into_iter()
+            .find(|(_, o)| {
+                o.provider == me
+                    && o.bundle_ids == terms.bundles
+                    && o.expires_at == expires_at
+                    && o.price == terms.price_wei
+            })
+            .map(|(id, _)| id)
+            .ok_or_else(|| internal("the offer was mined but is not in the index"))?;
+        Ok((offer, id))
+    }
+
+    fn provided(&self, bundle: B256) -> Result<ProvidedBundle, ProviderError> {
+        self.inner
+            .backend
+            .store
+            .get(cf::PROVIDED, bundle.as_slice())
+            .map_err(internal)?
+            .ok_or_else(|| ProviderError::NotFound(format!("this node did not seal bundle {bundle}")))
+    }
+
+    /// Serves orders on this node's offers until cancelled: checks exchange consent, wraps each
+    /// bundle key to the consumer, delivers it over the network and records the delivery.
+    pub async fn run_deliveries(self, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            if let Some(services) = self.inner.backend.services()
+                && let Ok(orders) = services.state.orders()
+            {
+                for (order_id, order) in orders {
+                    if order.status != "placed" {
+                        continue;
+                    }
+                    let Ok(Some(offer)) = services.state.offer(order.offer) else { continue };
+                    if offer.provider != self.address() {
+                        continue;
+                    }
+                    if let Err(e) = self.deliver(order_id, &order, &offer).await {
+                        warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    fn delivery_key(order: B256) -> Vec<u8> {
+        [DELIVERY_PREFIX, order.as_slice()].concat()
+    }
+
+    async fn deliver(&self, order_id: B256, order: &OrderRow, offer: &OfferRow) -> Result<(), ProviderError> {
+        let store = &self.inner.backend.store;
+        let services = self.services()?;
+        let mut delivery: Delivery = match store.get(cf::META, &Self::delivery_key(order_id)).map_err(internal)? {
+            Some(d) => d,
+            None => {
+                let block = services.indexer.progress().indexed;
+                let mut wrapped = Vec::new();
+                for bundle_id in &offer.bundle_ids {
+                    let bundle = self.provided(*bundle_id)?;
+                    let withdrawn = bundle
+                        .users
+                        .iter()
+                        .filter(|user| {
+                            !services
+                                .state
+                                .consent(**user, bundle.app, actions::EXCHANGE, bundle.data_type)
+                                .is_ok_and(|c| c.allowed_at(block))
+                        })
+                        .count();
+                    if withdrawn > 0 {
+                        // Never their data: hold the delivery (the consumer is refunded after the window).
+                        return Err(ProviderError::Invalid(format!(
+                            "{withdrawn} user(s) of bundle {bundle_id} do not allow exchange at block {block}; not delivering"
+                        )));
+                    }
+                    let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
+                    let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
+                        .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
+                    wrapped.push((*bundle_id, for_consumer));
+                }
+                let delivery = Delivery { wrapped, submitted: false };
+                store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+                delivery
+            }
+        };
+        if delivery.submitted {
+            return Ok(());
+        }
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let peer = network
+            .connect_node(&services.state, order.consumer, std::time::Duration::from_secs(10))
+            .await
+            .map_err(ProviderError::Unavailable)?;
+        for (bundle_id, wrapped_key) in &delivery.wrapped {
+            let body = wire::request::Body::KeyDelivery(wire::KeyDelivery {
+                order_id: order_id.to_vec(),
+                bundle_id: bundle_id.to_vec(),
+                wrapped_key: wrapped_key.clone(),
+            });
+            network.request(peer, body).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        }
+        let commitment = key_commitment(&delivery.wrapped);
+        let data = Exchange::deliverCall {
+            orderId: order_id,
+            keyCommitment: commitment,
+            consumerKeyHash: keccak256(&order.consumer_public_key),
+        }
+        .abi_encode();
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let call =
+            Call { to: exchange, data: data.into(), value: U256::ZERO, label: format!("deliver order {order_id}") };
+        services.outbox.submit(&format!("order:deliver:{order_id}"), call).map_err(internal)?;
+        delivery.submitted = true;
+        store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+        info!(target: "provider", order = %order_id, consumer = %order.consumer, "key delivered");
+        Ok(())
+    }
+
+    /// Answers a consumer asking again for the key of its order.
+    pub fn key_for(&self, peer: &libp2p::PeerId, request: &wire::KeyRequest) -> Result<wire::KeyDelivery, wire::Error> {
+        let bad = |m: &str| p2p::transfer::wire_error(wire::ErrorCode::BadRequest, m);
+        let order_id = B256::try_from(request.order_id.as_slice()).map_err(|_| bad("order_id must be 32 bytes"))?;
+        let bundle_id = B256::try_from(request.bundle_id.as_slice()).map_err(|_| bad("bundle_id must be 32 bytes"))?;
+        let forbidden = || {
+            p2p::transfer::wire_error(
+                wire::ErrorCode::Forbidden,
+                "only the consumer of an order gets its key — place an order first",
+            )
+        };
+        let services = self.inner.backend.services().ok_or_else(forbidden)?;
+        let order = services.state.order(order_id).ok().flatten().ok_or_else(forbidden)?;
+        if address_of_peer(peer) != Some(order.consumer) {
+            return Err(forbidden());
+        }
+        let delivery: Delivery =
+            self.inner.backend.store.get(cf::META, &Self::delivery_key(order_id)).ok().flatten().ok_or_else(|| {
+                p2p::transfer::wire_error(wire::ErrorCode::Unavailable, "the key is not delivered yet; retry shortly")
+            })?;
+        let wrapped = delivery.wrapped.into_iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
+            p2p::transfer::wire_error(wire::ErrorCode::NotFound, "the order does not cover this bundle")
+        })?;
+        Ok(wire::KeyDelivery { order_id: order_id.to_vec(), bundle_id: bundle_id.to_vec(), wrapped_key: wrapped.1 })
+    }
+}
+
+/// The on-chain commitment to the keys delivered for an order: keccak-256 over the wrapped keys
+/// in the offer's bundle order.
+pub fn key_commitment(wrapped: &[(B256, Vec<u8>)]) -> B256 {
+    keccak256(wrapped.iter().flat_map(|(_, w)| w.iter().copied()).collect::<Vec<u8>>())
 }
 
 impl BundleSource for Provider {

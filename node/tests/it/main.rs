@@ -9,6 +9,7 @@ mod contracts;
 mod crash;
 mod crypto;
 mod daemon;
+mod exchange;
 mod indexer;
 mod keystore;
 mod outbox;

@@ -35,15 +35,15 @@ use std::{
 };
 use tokio_util::sync::CancellationToken;
 
-struct TestNode {
-    key: NodeKey,
-    network: p2p::Network,
-    backend: Option<Backend>,
+pub(crate) struct TestNode {
+    pub(crate) key: NodeKey,
+    pub(crate) network: p2p::Network,
+    pub(crate) backend: Option<Backend>,
     _dir: tempfile::TempDir,
 }
 
 impl TestNode {
-    fn peer(&self) -> libp2p::PeerId {
+    pub(crate) fn peer(&self) -> libp2p::PeerId {
         self.key.peer_id()
     }
 
@@ -71,7 +71,7 @@ impl TestNode {
 }
 
 /// A node with an outbox and an indexer over the deployment, admitting peers by the chain.
-async fn chain_node(
+pub(crate) async fn chain_node(
     anvil: &AnvilInstance,
     deployment: &Deployment,
     key: NodeKey,
@@ -127,7 +127,7 @@ fn start(key: &NodeKey, config: &NetworkConfig, admission: Admission, cancel: &C
 }
 
 /// Registers `keys` as nodes on chain; returns the last block.
-async fn register_nodes(anvil: &AnvilInstance, deployment: &Deployment, keys: &[&NodeKey]) -> u64 {
+pub(crate) async fn register_nodes(anvil: &AnvilInstance, deployment: &Deployment, keys: &[&NodeKey]) -> u64 {
     let mut last = 0;
     for key in keys {
         let provider = signing_provider(anvil, key);
@@ -141,7 +141,7 @@ async fn register_nodes(anvil: &AnvilInstance, deployment: &Deployment, keys: &[
     last
 }
 
-async fn indexed(nodes: &[&TestNode], block: u64) {
+pub(crate) async fn indexed(nodes: &[&TestNode], block: u64) {
     for node in nodes {
         let services = node.backend.as_ref().unwrap().services().unwrap();
         tokio::time::timeout(Duration::from_secs(20), services.indexer.wait_for(block)).await.expect("indexed");

@@ -1,0 +1,443 @@
+//! The consumer role: catalog, orders, verified downloads, settlement.
+//!
+//! A download checks everything against the chain before a byte is trusted: the chunk manifest
+//! the provider sends must hash to the bundle's on-chain `ciphertextHash`; every chunk is checked
+//! as it arrives; the record count and the Merkle root recomputed from the body must equal the
+//! registration; every record must open under the delivered key and decode canonically. Only
+//! then is the NDJSON output moved into place.
+
+use super::body;
+use crate::{
+    backend::{Backend, ChainServices},
+    chain::{
+        contracts::Exchange,
+        outbox::{Call, IntentState},
+        state::OrderRow,
+    },
+    crypto::{chunks::ChunkManifest, merkle::MerkleTree, record::Record, stream, wrap},
+    keys::{NodeKey, address_of_peer},
+    p2p::{self, transfer},
+    store::{Durability, cf},
+};
+use airbloc_proto::p2p::v1 as wire;
+use alloy::{
+    primitives::{Address, B256, U256},
+    sol_types::SolCall,
+};
+use std::{
+    io::{BufReader, BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+const KEY_PREFIX: &[u8] = b"order_key:";
+
+/// Why a consumer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// The data does not match the chain: grounds for a dispute.
+    #[error("the delivered data does not match the chain: {0}")]
+    Mismatch(String),
+    #[error("transaction {id} did not succeed: {state}")]
+    Transaction { id: String, state: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> ConsumerError {
+    ConsumerError::Internal(e.to_string())
+}
+
+/// An order as the consumer sees it.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub id: B256,
+    pub row: OrderRow,
+    pub bundles: Vec<B256>,
+    pub key_received: bool,
+}
+
+/// What a finished download produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub records: u64,
+    pub bytes: u64,
+    pub output: PathBuf,
+}
+
+/// The consumer.
+#[derive(Clone)]
+pub struct Consumer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    key: NodeKey,
+    datadir: PathBuf,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("address", &self.inner.key.address()).finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub fn new(backend: Backend, key: NodeKey, datadir: &Path) -> Self {
+        Self { inner: Arc::new(Inner { backend, key, datadir: datadir.to_owned() }) }
+    }
+
+    fn services(&self) -> Result<&ChainServices, ConsumerError> {
+        self.inner.backend.services().ok_or_else(|| {
+            ConsumerError::Unavailable(
+                "chain services are not running (set chain.deployment and check chain.rpc_url)".into(),
+            )
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        self.inner.key.address()
+    }
+
+    fn key_slot(order: B256, bundle: B256) -> Vec<u8> {
+        [KEY_PREFIX, order.as_slice(), bundle.as_slice()].concat()
+    }
+
+    /// Accepts a key a provider delivers for one of this node's orders.
+    pub async fn accept_key(&self, peer: &libp2p::PeerId, delivery: wire::KeyDelivery) -> Result<(), wire::Error> {
+        let bad = |m: String| transfer::wire_error(wire::ErrorCode::BadRequest, m);
+        let order_id =
+            B256::try_from(delivery.order_id.as_slice()).map_err(|_| bad("order_id must be 32 bytes".into()))?;
+        let bundle_id =
+            B256::try_from(delivery.bundle_id.as_slice()).map_err(|_| bad("bundle_id must be 32 bytes".into()))?;
+        let services = self
+            .inner
+            .backend
+            .services()
+            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::Unavailable, "chain services are not running"))?;
+        // The provider saw the order; give our indexer a moment to see it too.
+        let mut order = None;
+        for _ in 0..50 {
+            order = services.state.order(order_id).ok().flatten();
+            if order.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let order = order
+            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, format!("unknown order {order_id}")))?;
+        let offer = services
+            .state
+            .offer(order.offer)
+            .ok()
+            .flatten()
+            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, "unknown offer"))?;
+        let forbidden = |m: &str| transfer::wire_error(wire::ErrorCode::Forbidden, m);
+        if order.consumer != self.address() {
+            return Err(forbidden("this node did not place that order"));
+        }
+        if address_of_peer(peer) != Some(offer.provider) {
+            return Err(forbidden("only the offer's provider delivers its keys"));
+        }
+        if !offer.bundle_ids.contains(&bundle_id) {
+            return Err(bad(format!("bundle {bundle_id} is not part of the order")));
+        }
+        // It must open with our key; a useless key is refused now, not at download time.
+        wrap::unwrap_dek(self.inner.key.secret_bytes(), &delivery.wrapped_key)
+            .map_err(|e| bad(format!("the wrapped key does not open with this node's key: {e}")))?;
+        self.inner
+            .backend
+            .store
+            .put_raw(cf::META, &Self::key_slot(order_id, bundle_id), &delivery.wrapped_key, Durability::Sync)
+            .map_err(|e| transfer::wire_error(wire::ErrorCode::Internal, e.to_string()))?;
+        info!(target: "consumer", order = %order_id, bundle = %bundle_id, "bundle key received");
+        Ok(())
+    }
+
+    async fn transact(&self, id: String, call: Call) -> Result<u64, ConsumerError> {
+        let services = self.services()?;
+        services.outbox.submit(&id, call).map_err(internal)?;
+        let intent = services
+            .outbox
+            .wait(&id)
+            .await
+            .map_err(|e| ConsumerError::Transaction { id: id.clone(), state: e.to_string() })?;
+        match intent.state {
+            IntentState::Mined { block, .. } => {
+                services.indexer.wait_for(block).await;
+                Ok(block)
+            }
+            other => Err(ConsumerError::Transaction { id, state: other.name().to_owned() }),
+        }
+    }
+
+    /// Orders an offer, paying its price into escrow.
+    pub async fn place_order(&self, offer_id: B256) -> Result<(OrderView, String), ConsumerError> {
+        let services = self.services()?;
+        let offer =
+            services.state.offer(offer_id).map_err(internal)?.ok_or_else(|| {
+                ConsumerError::NotFound(format!("offer {offer_id} is not known (or not indexed yet)"))
+            })?;
+        if offer.status != "open" {
+            return Err(ConsumerError::Invalid(format!("offer {offer_id} is {}", offer.status)));
+        }
+        if offer.token != Address::ZERO {
+            return Err(ConsumerError::Invalid(
+                "offers priced in ERC-20 tokens are not supported by this node yet".into(),
+            ));
+        }
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let data = Exchange::orderCall {
+            offerId: offer_id,
+            consumerPublicKey: self.inner.key.public_key_uncompressed().to_vec().into(),
+        }
+        .abi_encode();
+        let id = format!("order:place:{offer_id}");
+        let call =
+            Call { to: exchange, data: data.into(), value: offer.price, label: format!("order offer {offer_id}") };
+        self.transact(id.clone(), call).await?;
+        let me = self.address();
+        let (order_id, _) = services
+            .state
+            .orders()
+            .map_err(internal)?
+            .into_iter()
+            .find(|(_, o)| o.offer == offer_id && o.consumer == me)
+            .ok_or_else(|| internal("the order was mined but is not in the index"))?;
+        Ok((self.order(order_id)?, id))
+    }
+
+    /// One of this node's orders.
+    pub fn order(&self, order_id: B256) -> Result<OrderView, ConsumerError> {
+        let services = self.services()?;
+        let row = services
+            .state
+            .order(order_id)
+            .map_err(internal)?
+            .filter(|o| o.consumer == self.address())
+            .ok_or_else(|| ConsumerError::NotFound(format!("this node has no order {order_id}")))?;
+        let bundles = services.state.offer(row.offer).map_err(internal)?.map(|o| o.bundle_ids).unwrap_or_default();
+        let store = &self.inner.backend.store;
+        let key_received =
+            bundles.iter().all(|b| store.get_raw(cf::META, &Self::key_slot(order_id, *b)).ok().flatten().is_some());
+        Ok(OrderView { id: order_id, row, bundles, key_received })
+    }
+
+    async fn wrapped_key(
+        &self,
+        order: &OrderView,
+        bundle: B256,
+        provider: libp2p::PeerId,
+    ) -> Result<Vec<u8>, ConsumerError> {
+        let store = &self.inner.backend.store;
+        if let Some(key) = store.get_raw(cf::META, &Self::key_slot(order.id, bundle)).map_err(internal)? {
+            return Ok(key);
+        }
+        let network = self.inner.backend.network().ok_or_else(|| ConsumerError::Unavailable("no network".into()))?;
+        let request = wire::KeyRequest { order_id: order.id.to_vec(), bundle_id: bundle.to_vec() };
+        match network.request(provider, wire::request::Body::KeyRequest(request)).await {
+            Ok(wire::Response { body: Some(wire::response::Body::Key(delivery)), .. }) => {
+                let key = delivery.wrapped_key;
+                store.put_raw(cf::META, &Self::key_slot(order.id, bundle), &key, Durability::Sync).map_err(internal)?;
+                Ok(key)
+            }
+            Ok(_) => {
+                Err(ConsumerError::Unavailable("the provider answered the key request with something else".into()))
+            }
+            Err(e) => Err(ConsumerError::Unavailable(format!(
+                "the key has not arrived and the provider did not send it: {e}"
+            ))),
+        }
+    }
+
+    /// Downloads, verifies and decrypts one bundle of an order into `output` (NDJSON).
+    pub async fn download(
+        &self,
+        order_id: B256,
+        bundle_id: B256,
+        output: &Path,
+        progress: impl FnMut(transfer::Progress) + Send,
+        cancel: &CancellationToken,
+    ) -> Result<Downloaded, ConsumerError> {
+        let order = self.order(order_id)?;
+        if !order.bundles.contains(&bundle_id) {
+            return Err(ConsumerError::Invalid(format!("order {order_id} does not cover bundle {bundle_id}")));
+        }
+        let services = self.services()?;
+        let row = services
+            .state
+            .bundle(bundle_id)
+            .map_err(internal)?
+            .ok_or_else(|| ConsumerError::NotFound(format!("bundle {bundle_id} is not registered")))?;
+        let network =
+            self.inner.backend.network().ok_or_else(|| ConsumerError::Unavailable("no network".into()))?.clone();
+        let provider = network
+            .connect_node(&services.state, row.provider, Duration::from_secs(15))
+            .await
+            .map_err(ConsumerError::Unavailable)?;
+        let wrapped = self.wrapped_key(&order, bundle_id, provider).await?;
+        let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &wrapped)
+            .map_err(|e| ConsumerError::Mismatch(e.to_string()))?;
+
+        let metadata = match network
+            .request(
+                provider,
+                wire::request::Body::BundleMetadata(wire::BundleMetadataRequest { bundle_id: bundle_id.to_vec() }),
+            )
+            .await
+        {
+            Ok(wire::Response { body: Some(wire::response::Body::BundleMetadata(m)), .. }) => m,
+            Ok(_) => return Err(ConsumerError::Unavailable("the provider sent no bundle metadata".into())),
+            Err(e) => return Err(ConsumerError::Unavailable(format!("bundle metadata: {e}"))),
+        };
+        let manifest = ChunkManifest::from_concatenated(metadata.chunk_size, metadata.size, &metadata.chunk_hashes)
+            .map_err(|e| ConsumerError::Mismatch(e.to_string()))?;
+        if manifest.commitment() != row.ciphertext_hash || manifest.size != row.size {
+            return Err(ConsumerError::Mismatch(
+                "the chunk manifest does not hash to the registered ciphertextHash".into(),
+            ));
+        }
+        let downloads = self.inner.datadir.join("downloads");
+        let ciphertext = downloads.join(format!("{bundle_id}.bin"));
+        let request = transfer::FetchRequest {
+            bundle: bundle_id,
+            manifest: Arc::new(manifest),
+            peers: vec![provider],
+            dest: ciphertext.clone(),
+        };
+        transfer::fetch(&network, &request, progress, cancel).await.map_err(|e| match e {
+            transfer::FetchError::Io { .. } => internal(e),
+            e => ConsumerError::Unavailable(e.to_string()),
+        })?;
+
+        let output = if output.is_absolute() { output.to_owned() } else { self.inner.datadir.join(output) };
+        let expected_root = row.merkle_root;
+        let expected_count = row.record_count;
+        let written = tokio::task::spawn_blocking(move || {
+            decrypt_body(&ciphertext, &dek, expected_root, expected_count, &output)
+        })
+        .await
+        .map_err(internal)??;
+        info!(target: "consumer", order = %order_id, bundle = %bundle_id, records = written.records, "bundle downloaded and verified");
+        Ok(written)
+    }
+
+    /// Releases the payment of an order to its provider.
+    pub async fn settle(&self, order_id: B256) -> Result<(OrderView, String), ConsumerError> {
+        self.order_call(order_id, "settle", Exchange::settleCall { orderId: order_id }.abi_encode()).await
+    }
+
+    /// Takes back the payment of an order the provider did not deliver in time.
+    pub async fn refund(&self, order_id: B256) -> Result<(OrderView, String), ConsumerError> {
+        self.order_call(order_id, "refund", Exchange::refundCall { orderId: order_id }.abi_encode()).await
+    }
+
+    async fn order_call(
+        &self,
+        order_id: B256,
+        what: &str,
+        data: Vec<u8>,
+    ) -> Result<(OrderView, String), ConsumerError> {
+        self.order(order_id)?;
+        let exchange = self.services()?.deployment.address("Exchange").map_err(internal)?;
+        let id = format!("order:{what}:{order_id}");
+        let call =
+            Call { to: exchange, data: data.into(), value: U256::ZERO, label: format!("{what} order {order_id}") };
+        self.transact(id.clone(), call).await?;
+        Ok((self.order(order_id)?, id))
+    }
+}
+
+/// Verifies a downloaded body against the registration and writes its records as NDJSON.
+fn decrypt_body(
+    ciphertext: &Path,
+    dek: &crate::crypto::Dek,
+    expected_root: B256,
+    expected_count: u64,
+    output: &Path,
+) -> Result<Downloaded, ConsumerError> {
+    let mismatch = |m: String| ConsumerError::Mismatch(m);
+    // Pass 1: leaves and root, before anything is decrypted.
+    let mut reader = BufReader::new(std::fs::File::open(ciphertext).map_err(internal)?);
+    let mut leaves = Vec::new();
+    while let Some((user, sealed)) = body::read_entry(&mut reader).map_err(|e| mismatch(e.to_string()))? {
+        leaves.push(body::leaf(user, leaves.len() as u64, &sealed));
+    }
+    if leaves.len() as u64 != expected_count {
+        return Err(mismatch(format!("{} records, the registration says {expected_count}", leaves.len())));
+    }
+    let root = MerkleTree::new(&leaves).map_err(|e| mismatch(e.to_string()))?.root();
+    if root != expected_root {
+        return Err(mismatch(format!("Merkle root {root}, the registration says {expected_root}")));
+    }
+    // Pass 2: decrypt into a temporary file, then move it into place.
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent).map_err(internal)?;
+    }
+    let tmp = output.with_extension("partial");
+    let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
+    let mut reader = BufReader::new(std::fs::File::open(ciphertext).map_err(internal)?);
+    let mut records = 0u64;
+    while let Some((user, sealed)) = body::read_entry(&mut reader).map_err(internal)? {
+        let plain = stream::open(dek, &sealed).map_err(|e| mismatch(format!("record {records}: {e}")))?;
+        let record = Record::decode(&plain).map_err(|e| mismatch(format!("record {records}: {e}")))?;
+        if record.user_id != user {
+            return Err(mismatch(format!("record {records} names another user than its entry")));
+        }
+        let payload: serde_json::Value =
+            serde_json::from_slice(&record.payload).map_err(|e| mismatch(format!("record {records}: {e}")))?;
+        let line = serde_json::json!({
+            "user_id": record.user_id,
+            "data_type": record.data_type,
+            "collected_at_ms": record.collected_at_ms,
+            "payload": payload,
+        });
+        serde_json::to_writer(&mut out, &line).map_err(internal)?;
+        out.write_all(b"\n").map_err(internal)?;
+        records += 1;
+    }
+    let file = out.into_inner().map_err(|e| internal(e.error()))?;
+    file.sync_all().map_err(internal)?;
+    std::fs::rename(&tmp, output).map_err(internal)?;
+    let bytes = std::fs::metadata(ciphertext).map_err(internal)?.len();
+    Ok(Downloaded { records, bytes, output: output.to_owned() })
+}
+
+/// Routes role requests arriving over the network to the roles this node runs.
+#[derive(Clone, Default)]
+pub struct RoleRequests {
+    pub provider: Option<super::provider::Provider>,
+    pub consumer: Option<Consumer>,
+}
+
+impl p2p::RequestHandler for RoleRequests {
+    fn handle(
+        &self,
+        peer: libp2p::PeerId,
+        body: wire::request::Body,
+    ) -> futures::future::BoxFuture<'static, p2p::rpc::HandlerResult> {
+        let this = self.clone();
+        Box::pin(async move {
+            match (body, &this.provider, &this.consumer) {
+                (wire::request::Body::KeyDelivery(delivery), _, Some(consumer)) => consumer
+                    .accept_key(&peer, delivery)
+                    .await
+                    .map(|()| wire::response::Body::KeyDelivery(wire::KeyDeliveryAck {})),
+                (wire::request::Body::KeyRequest(request), Some(provider), _) => {
+                    provider.key_for(&peer, &request).map(wire::response::Body::Key)
+                }
+                (body, _, _) => Err(p2p::rpc::unsupported(&body)),
+            }
+        })
+    }
+}
