@@ -9,7 +9,7 @@ use super::{
 use airbloc_node::{
     chain::contracts::{Consents, Exchange, Users, actions},
     mined,
-    p2p::{FetchRequest, RequestError, transfer},
+    p2p::{RequestError, transfer},
     test_utils::{deploy_local, dev_key, signing_provider, spawn_anvil_with},
 };
 use airbloc_proto::{
@@ -53,249 +53,320 @@ async fn wait_indexed(node: &NodeProcess, block: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified() {
-    let anvil = spawn_anvil_with(&["--block-time", "1"]);
-    let (_, governor, deployment) = deploy_local(&anvil, false).await;
-    let dir = tempfile::tempdir().unwrap();
-    let deployment_file = dir.path().join("deployment.json");
-    deployment.save(&deployment_file).unwrap();
-    let deployment_arg = deployment_file.to_str().unwrap();
-    let rpc = anvil.endpoint();
-    let boot = NodeProcess::start(
-        &dir.path().join("boot"),
-        &rpc,
-        &["--roles", "bootnode", "--chain.deployment", deployment_arg],
-    );
-    let boot_addr = boot.runtime.p2p_addrs[0].clone();
-    let start = |name: &str, role: &str| {
-        let args = [
-            "--roles",
-            role,
-            "--chain.deployment",
-            deployment_arg,
-            "--chain.confirmations",
-            "0",
-            "--p2p.bootnodes",
-            &boot_addr,
-        ];
-        NodeProcess::start(&dir.path().join(name), &rpc, &args)
-    };
-    let provider_node = start("provider", "provider");
-    let consumer_node = start("consumer", "consumer");
-    let provider_address: Address = provider_node.runtime.address.parse().unwrap();
-    let consumer_address: Address = consumer_node.runtime.address.parse().unwrap();
-    for to in [provider_address, consumer_address] {
-        let tx = TransactionRequest::default().with_to(to).with_value(U256::from(10u128.pow(20)));
-        governor.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
-    }
-    let (c, a) = channel(&provider_node);
-    let mut provider = ProviderClient::with_interceptor(c, a);
-    let (c, a) = channel(&consumer_node);
-    let mut consumer = ConsumerClient::with_interceptor(c, a);
+/// A chain with the contracts, a bootnode, a provider and a consumer process, funded, with an
+/// app, a data type and three users (two allow collection and exchange).
+struct World {
+    anvil: alloy::node_bindings::AnvilInstance,
+    governor: alloy::providers::DynProvider,
+    deployment: airbloc_node::chain::Deployment,
+    dir: tempfile::TempDir,
+    _boot: NodeProcess,
+    boot_addr: String,
+    provider_node: NodeProcess,
+    consumer_node: NodeProcess,
+    provider: ProviderClient<Authed>,
+    consumer: ConsumerClient<Authed>,
+    app_id: B256,
+    data_type_id: B256,
+    users: Vec<B256>,
+}
 
-    // The provider's app and data type.
-    let app_id = B256::from_slice(
-        &provider.register_app(RegisterAppRequest { name: "fitness".into() }).await.unwrap().into_inner().app_id,
-    );
-    let data_type_id = B256::from_slice(
-        &provider
-            .register_data_type(RegisterDataTypeRequest { name: "daily-steps".into(), schema_json: SCHEMA.into() })
+impl World {
+    async fn new() -> Self {
+        let anvil = spawn_anvil_with(&["--block-time", "1"]);
+        let (_, governor, deployment) = deploy_local(&anvil, false).await;
+        let dir = tempfile::tempdir().unwrap();
+        deployment.save(&dir.path().join("deployment.json")).unwrap();
+        let rpc = anvil.endpoint();
+        let deployment_arg = dir.path().join("deployment.json").display().to_string();
+        let boot = NodeProcess::start(&dir.path().join("boot"), &rpc, &["--roles", "bootnode", "--chain.deployment", &deployment_arg]);
+        let boot_addr = boot.runtime.p2p_addrs[0].clone();
+        let mut world_nodes = Vec::new();
+        for (name, role) in [("provider", "provider"), ("consumer", "consumer")] {
+            let node = Self::start_node(&dir, &rpc, &boot_addr, name, role);
+            let to: Address = node.runtime.address.parse().unwrap();
+            let tx = TransactionRequest::default().with_to(to).with_value(U256::from(10u128.pow(20)));
+            governor.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+            world_nodes.push(node);
+        }
+        let consumer_node = world_nodes.pop().unwrap();
+        let provider_node = world_nodes.pop().unwrap();
+        let (c, a) = channel(&provider_node);
+        let mut provider = ProviderClient::with_interceptor(c, a);
+        let (c, a) = channel(&consumer_node);
+        let consumer = ConsumerClient::with_interceptor(c, a);
+
+        let app_id =
+            B256::from_slice(&provider.register_app(RegisterAppRequest { name: "fitness".into() }).await.unwrap().into_inner().app_id);
+        let data_type_id = B256::from_slice(
+            &provider
+                .register_data_type(RegisterDataTypeRequest { name: "daily-steps".into(), schema_json: SCHEMA.into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .data_type_id,
+        );
+        let at = |name| deployment.address(name).unwrap();
+        let mut users = Vec::new();
+        let mut last_block = 0;
+        for (i, allow) in [(5, true), (6, true), (7, false)] {
+            let wallet = signing_provider(&anvil, &dev_key(&anvil, i));
+            let user =
+                mined!(Users::new(at("Users"), wallet.clone()).create()).decoded_log::<Users::UserCreated>().unwrap().userId;
+            if allow {
+                let consents = [actions::COLLECT, actions::EXCHANGE].map(|action| Consents::ConsentInput {
+                    userId: user,
+                    appId: app_id,
+                    action,
+                    dataTypeId: data_type_id,
+                    allowed: true,
+                });
+                last_block = mined!(Consents::new(at("Consents"), wallet).setConsents(consents.to_vec())).block_number.unwrap();
+            }
+            users.push(user);
+        }
+        wait_indexed(&provider_node, last_block).await;
+        World {
+            anvil,
+            governor,
+            deployment,
+            dir,
+            _boot: boot,
+            boot_addr,
+            provider_node,
+            consumer_node,
+            provider,
+            consumer,
+            app_id,
+            data_type_id,
+            users,
+        }
+    }
+
+    fn start_node(dir: &tempfile::TempDir, rpc: &str, boot_addr: &str, name: &str, role: &str) -> NodeProcess {
+        let deployment_arg = dir.path().join("deployment.json").display().to_string();
+        let args = ["--roles", role, "--chain.deployment", &deployment_arg, "--chain.confirmations", "0", "--p2p.bootnodes", boot_addr];
+        NodeProcess::start(&dir.path().join(name), rpc, &args)
+    }
+
+    /// Kills a node with SIGKILL and starts it again on the same data dir.
+    async fn kill_and_restart(&mut self, which: &str) {
+        let rpc = self.anvil.endpoint();
+        let node = match which {
+            "provider" => &mut self.provider_node,
+            _ => &mut self.consumer_node,
+        };
+        node.signal("KILL");
+        node.wait_exit(Duration::from_secs(10));
+        *node = Self::start_node(&self.dir, &rpc, &self.boot_addr, which, which);
+        let (c, a) = channel(node);
+        match which {
+            "provider" => self.provider = ProviderClient::with_interceptor(c, a),
+            _ => self.consumer = ConsumerClient::with_interceptor(c, a),
+        }
+    }
+
+    fn record(&self, i: u64) -> IngestRecord {
+        IngestRecord {
+            app_id: self.app_id.to_vec(),
+            data_type_id: self.data_type_id.to_vec(),
+            user_id: self.users[(i % 3) as usize].to_vec(),
+            collected_at_ms: 1_750_000_000_000 + i,
+            payload_json: if i % 13 == 0 {
+                format!(r#"{{"steps":"many-{i}"}}"#)
+            } else {
+                format!(r#"{{"steps":{i},"device":"band-{}"}}"#, i % 5)
+            },
+        }
+    }
+
+    /// Whether record `i` of [`World::record`] is accepted.
+    fn accepted(i: u64) -> bool {
+        i % 3 != 2 && i % 13 != 0
+    }
+
+    async fn seal_and_offer(&mut self, price: U256, delivery_window_secs: u64) -> (Vec<u8>, Vec<u8>) {
+        let bundle = self
+            .provider
+            .seal_bundle(SealBundleRequest { app_id: self.app_id.to_vec(), data_type_id: self.data_type_id.to_vec() })
             .await
             .unwrap()
-            .into_inner()
-            .data_type_id,
-    );
-
-    // Three users: two allow collection and exchange, the third allows nothing.
-    let at = |name| deployment.address(name).unwrap();
-    let mut users = Vec::new();
-    let mut last_block = 0;
-    for (i, allow) in [(5, true), (6, true), (7, false)] {
-        let wallet = signing_provider(&anvil, &dev_key(&anvil, i));
-        let user = mined!(Users::new(at("Users"), wallet.clone()).create())
-            .decoded_log::<Users::UserCreated>()
+            .into_inner();
+        let offer = self
+            .provider
+            .create_offer(CreateOfferRequest {
+                bundle_ids: vec![bundle.bundle_id.clone()],
+                price_wei: price.to_string(),
+                consumer: String::new(),
+                delivery_window_secs,
+                dispute_window_secs: 3600,
+                expires_in_secs: 3600,
+            })
+            .await
             .unwrap()
-            .userId;
-        if allow {
-            let consents = [actions::COLLECT, actions::EXCHANGE].map(|action| Consents::ConsentInput {
-                userId: user,
-                appId: app_id,
-                action,
-                dataTypeId: data_type_id,
-                allowed: true,
-            });
-            last_block =
-                mined!(Consents::new(at("Consents"), wallet).setConsents(consents.to_vec())).block_number.unwrap();
-        }
-        users.push(user);
+            .into_inner();
+        (bundle.bundle_id, offer.offer_id)
     }
-    wait_indexed(&provider_node, last_block).await;
 
+    async fn wait_order(&mut self, order_id: &[u8], within: Duration, done: impl Fn(&airbloc_proto::v1::OrderInfo) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let info = self.consumer.get_order(GetOrderRequest { order_id: order_id.to_vec() }).await.unwrap().into_inner();
+            if done(&info) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "order did not get there: {info:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Downloads to `name` and returns the NDJSON lines as (user, collected_at, payload).
+    async fn download(&mut self, order_id: &[u8], bundle_id: &[u8], name: &str) -> BTreeSet<(String, u64, String)> {
+        let output = self.dir.path().join(name);
+        let mut progress = self
+            .consumer
+            .download(DownloadRequest {
+                order_id: order_id.to_vec(),
+                bundle_id: bundle_id.to_vec(),
+                output_path: output.display().to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut last = None;
+        while let Some(message) = progress.message().await.unwrap() {
+            last = Some(message);
+        }
+        assert!(last.unwrap().done);
+        std::fs::read_to_string(&output)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                (v["user_id"].as_str().unwrap().to_owned(), v["collected_at_ms"].as_u64().unwrap(), v["payload"].to_string())
+            })
+            .collect()
+    }
+}
+
+fn expected(records: &[&IngestRecord]) -> BTreeSet<(String, u64, String)> {
+    records
+        .iter()
+        .map(|r| {
+            let payload: serde_json::Value = serde_json::from_str(&r.payload_json).unwrap();
+            (B256::from_slice(&r.user_id).to_string(), r.collected_at_ms, payload.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified() {
+    let mut w = World::new().await;
     // 10,000 records: every 13th breaks the schema, the third user's are refused.
-    let record = |i: u64| IngestRecord {
-        app_id: app_id.to_vec(),
-        data_type_id: data_type_id.to_vec(),
-        user_id: users[(i % 3) as usize].to_vec(),
-        collected_at_ms: 1_750_000_000_000 + i,
-        payload_json: if i % 13 == 0 {
-            format!(r#"{{"steps":"many-{i}"}}"#)
-        } else {
-            format!(r#"{{"steps":{i},"device":"band-{}"}}"#, i % 5)
-        },
-    };
-    let inputs: Vec<IngestRecord> = (0..RECORDS).map(record).collect();
-    let summary = provider.ingest(futures::stream::iter(inputs.clone())).await.unwrap().into_inner();
-    let accepted: Vec<&IngestRecord> =
-        inputs.iter().enumerate().filter(|(i, _)| i % 3 != 2 && i % 13 != 0).map(|(_, r)| r).collect();
+    let inputs: Vec<IngestRecord> = (0..RECORDS).map(|i| w.record(i)).collect();
+    let summary = w.provider.ingest(futures::stream::iter(inputs.clone())).await.unwrap().into_inner();
+    let accepted: Vec<&IngestRecord> = inputs.iter().enumerate().filter(|(i, _)| World::accepted(*i as u64)).map(|(_, r)| r).collect();
     assert_eq!(summary.accepted, accepted.len() as u64);
     assert_eq!(summary.rejected.len(), inputs.len() - accepted.len());
-
-    let bundle = provider
-        .seal_bundle(SealBundleRequest { app_id: app_id.to_vec(), data_type_id: data_type_id.to_vec() })
-        .await
-        .unwrap()
-        .into_inner();
     let price = U256::from(10u128.pow(18));
-    let offer = provider
-        .create_offer(CreateOfferRequest {
-            bundle_ids: vec![bundle.bundle_id.clone()],
-            price_wei: price.to_string(),
-            consumer: String::new(),
-            delivery_window_secs: 3600,
-            dispute_window_secs: 3600,
-            expires_in_secs: 3600,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (bundle_id, offer_id) = w.seal_and_offer(price, 3600).await;
 
     // The consumer finds it in its catalog and orders.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let entry = loop {
-        let entries = consumer
-            .catalog(CatalogRequest { app_id: app_id.to_vec(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .entries;
-        if let Some(entry) = entries.into_iter().find(|e| e.bundle_id == bundle.bundle_id && !e.offers.is_empty()) {
+        let request = CatalogRequest { app_id: w.app_id.to_vec(), ..Default::default() };
+        let entries = w.consumer.catalog(request).await.unwrap().into_inner().entries;
+        if let Some(entry) = entries.into_iter().find(|e| e.bundle_id == bundle_id && !e.offers.is_empty()) {
             break entry;
         }
         assert!(tokio::time::Instant::now() < deadline, "the offer never reached the consumer's catalog");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(entry.record_count, accepted.len() as u64);
-    assert_eq!(entry.offers[0].offer_id, offer.offer_id);
+    assert_eq!(entry.offers[0].offer_id, offer_id);
     assert_eq!(entry.offers[0].price_wei, price.to_string());
-    let order =
-        consumer.place_order(PlaceOrderRequest { offer_id: offer.offer_id.clone() }).await.unwrap().into_inner();
-
+    let order = w.consumer.place_order(PlaceOrderRequest { offer_id: offer_id.clone() }).await.unwrap().into_inner();
     // The provider delivers the key on its own.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = consumer.get_order(GetOrderRequest { order_id: order.order_id.clone() }).await.unwrap().into_inner();
-        if info.key_received && info.status == "delivered" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no delivery: {info:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    w.wait_order(&order.order_id, Duration::from_secs(60), |o| o.key_received && o.status == "delivered").await;
 
     // A node that did not order gets neither key nor data.
     let cancel = CancellationToken::new();
-    let stranger_key = dev_key(&anvil, 8);
-    let block = register_nodes(&anvil, &deployment, &[&stranger_key]).await;
-    let stranger = chain_node(&anvil, &deployment, stranger_key, vec![], &cancel).await;
+    let stranger_key = dev_key(&w.anvil, 8);
+    let block = register_nodes(&w.anvil, &w.deployment, &[&stranger_key]).await;
+    let stranger = chain_node(&w.anvil, &w.deployment, stranger_key, vec![], &cancel).await;
     indexed(&[&stranger], block).await;
-    wait_indexed(&provider_node, block).await;
-    let provider_peer: libp2p::PeerId = provider_node.runtime.peer_id.parse().unwrap();
-    stranger.network.dial(provider_node.runtime.p2p_addrs[0].parse().unwrap()).await.unwrap();
-    let bundle_id = B256::from_slice(&bundle.bundle_id);
-    let refused = stranger
-        .network
-        .request(
-            provider_peer,
-            wire::request::Body::KeyRequest(wire::KeyRequest {
-                order_id: order.order_id.clone(),
-                bundle_id: bundle.bundle_id.clone(),
-            }),
-        )
-        .await
-        .unwrap_err();
+    wait_indexed(&w.provider_node, block).await;
+    let provider_peer: libp2p::PeerId = w.provider_node.runtime.peer_id.parse().unwrap();
+    stranger.network.dial(w.provider_node.runtime.p2p_addrs[0].parse().unwrap()).await.unwrap();
+    let key_request = wire::KeyRequest { order_id: order.order_id.clone(), bundle_id: bundle_id.clone() };
+    let refused = stranger.network.request(provider_peer, wire::request::Body::KeyRequest(key_request)).await.unwrap_err();
     assert!(matches!(refused, RequestError::Remote { code: wire::ErrorCode::Forbidden, .. }), "{refused:?}");
-    let refused = stranger
-        .network
-        .request(
-            provider_peer,
-            wire::request::Body::BundleMetadata(wire::BundleMetadataRequest { bundle_id: bundle.bundle_id.clone() }),
-        )
-        .await
-        .unwrap_err();
+    let metadata = wire::BundleMetadataRequest { bundle_id: bundle_id.clone() };
+    let refused = stranger.network.request(provider_peer, wire::request::Body::BundleMetadata(metadata)).await.unwrap_err();
     assert!(matches!(refused, RequestError::Remote { code: wire::ErrorCode::Forbidden, .. }), "{refused:?}");
-    let manifest = airbloc_node::crypto::chunks::ChunkManifest::new(4096, 0, vec![]).unwrap();
-    let request = FetchRequest {
-        bundle: bundle_id,
-        manifest: manifest.into(),
-        peers: vec![provider_peer],
-        dest: dir.path().join("stolen"),
-    };
-    let _ = transfer::fetch(&stranger.network, &request, |_| {}, &CancellationToken::new()).await;
     let mut stream = stranger.network.open_stream(provider_peer, transfer::PROTOCOL).await.unwrap();
-    airbloc_node::p2p::codec::write_frame(
-        &mut stream,
-        &wire::TransferRequest { bundle_id: bundle.bundle_id.clone(), from_chunk: 0 },
-    )
-    .await
-    .unwrap();
+    let request = wire::TransferRequest { bundle_id: bundle_id.clone(), from_chunk: 0 };
+    airbloc_node::p2p::codec::write_frame(&mut stream, &request).await.unwrap();
     let header: wire::TransferHeader = airbloc_node::p2p::codec::read_frame(&mut stream, 4096).await.unwrap();
     assert_eq!(header.error.unwrap().code, wire::ErrorCode::Forbidden as i32);
     cancel.cancel();
 
-    // Download, verify, decrypt.
-    let output = dir.path().join("records.ndjson");
-    let mut progress = consumer
+    // Download, verify, decrypt: exactly the accepted inputs.
+    let got = w.download(&order.order_id, &bundle_id, "records.ndjson").await;
+    assert_eq!(got, expected(&accepted), "the decrypted records are exactly the accepted inputs");
+
+    // Settle: the provider is paid the price.
+    let settled = w.consumer.settle(OrderAction { order_id: order.order_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(settled.status, "settled");
+    let exchange = Exchange::new(w.deployment.address("Exchange").unwrap(), &w.governor);
+    let provider_address: Address = w.provider_node.runtime.address.parse().unwrap();
+    assert_eq!(exchange.credits(provider_address, Address::ZERO).call().await.unwrap(), price);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_killed_before_delivery_delivers_after_restart_and_a_killed_consumer_downloads_after_restart() {
+    let mut w = World::new().await;
+    // Bigger records, so the download takes a while.
+    let big = "z".repeat(16 * 1024);
+    let inputs: Vec<IngestRecord> = (0..3000)
+        .filter(|i| World::accepted(*i))
+        .map(|i| IngestRecord { payload_json: format!(r#"{{"steps":{i},"device":"{big}"}}"#), ..w.record(i) })
+        .collect();
+    let summary = w.provider.ingest(futures::stream::iter(inputs.clone())).await.unwrap().into_inner();
+    assert_eq!(summary.accepted, inputs.len() as u64);
+    let (bundle_id, offer_id) = w.seal_and_offer(U256::from(1000), 3600).await;
+
+    // The provider dies; the order is placed while it is down.
+    w.provider_node.signal("KILL");
+    w.provider_node.wait_exit(Duration::from_secs(10));
+    let order = w.consumer.place_order(PlaceOrderRequest { offer_id }).await.unwrap().into_inner();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let info = w.consumer.get_order(GetOrderRequest { order_id: order.order_id.clone() }).await.unwrap().into_inner();
+    assert!(!info.key_received && info.status == "placed");
+    // Back up, it finds the order and delivers.
+    let rpc = w.anvil.endpoint();
+    w.provider_node = World::start_node(&w.dir, &rpc, &w.boot_addr, "provider", "provider");
+    w.wait_order(&order.order_id, Duration::from_secs(60), |o| o.key_received && o.status == "delivered").await;
+
+    // The consumer dies in the middle of the download, restarts and finishes it.
+    let output = w.dir.path().join("partial.ndjson");
+    let mut progress = w
+        .consumer
         .download(DownloadRequest {
             order_id: order.order_id.clone(),
-            bundle_id: bundle.bundle_id.clone(),
+            bundle_id: bundle_id.clone(),
             output_path: output.display().to_string(),
         })
         .await
         .unwrap()
         .into_inner();
-    let mut last = None;
     while let Some(message) = progress.message().await.unwrap() {
-        last = Some(message);
+        if message.bytes > 0 && !message.done {
+            break;
+        }
     }
-    let last = last.unwrap();
-    assert!(last.done);
-    assert_eq!(last.records, accepted.len() as u64);
-    let got: BTreeSet<(String, u64, String)> = std::fs::read_to_string(&output)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            assert_eq!(v["data_type"], serde_json::json!(data_type_id));
-            (
-                v["user_id"].as_str().unwrap().to_owned(),
-                v["collected_at_ms"].as_u64().unwrap(),
-                v["payload"].to_string(),
-            )
-        })
-        .collect();
-    let want: BTreeSet<(String, u64, String)> = accepted
-        .iter()
-        .map(|r| {
-            let payload: serde_json::Value = serde_json::from_str(&r.payload_json).unwrap();
-            (B256::from_slice(&r.user_id).to_string(), r.collected_at_ms, payload.to_string())
-        })
-        .collect();
-    assert_eq!(got, want, "the decrypted records are exactly the accepted inputs");
-
-    // Settle: the provider is paid the price.
-    let settled = consumer.settle(OrderAction { order_id: order.order_id.clone() }).await.unwrap().into_inner();
-    assert_eq!(settled.status, "settled");
-    let credit =
-        Exchange::new(at("Exchange"), &governor).credits(provider_address, Address::ZERO).call().await.unwrap();
-    assert_eq!(credit, price);
+    w.kill_and_restart("consumer").await;
+    assert!(!output.exists(), "no output before verification");
+    let got = w.download(&order.order_id, &bundle_id, "records.ndjson").await;
+    assert_eq!(got, expected(&inputs.iter().collect::<Vec<_>>()));
 }
