@@ -21,8 +21,11 @@ use airbloc_node::{
     test_utils::{deploy_local, spawn_anvil},
 };
 use airbloc_proto::v1::{IngestRecord, provider_client::ProviderClient, provider_server::ProviderServer};
-use alloy::{network::EthereumWallet, primitives::B256};
-use std::{sync::Arc, time::{Duration, Instant}};
+use alloy::network::EthereumWallet;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio_util::sync::CancellationToken;
 
 const SCHEMA: &str = r#"{"type":"object","required":["id","note"],"properties":{"id":{"type":"integer"},"note":{"type":"string","maxLength":2000}}}"#;
@@ -43,14 +46,26 @@ async fn bench(n: u64) {
         .decoded_log::<AppRegistry::AppRegistered>()
         .unwrap()
         .appId;
-    let data_type = mined!(DataTypeRegistry::new(at("DataTypeRegistry"), provider_rpc.clone())
-        .register("note".into(), alloy::primitives::keccak256(SCHEMA)))
+    let data_type = mined!(
+        DataTypeRegistry::new(at("DataTypeRegistry"), provider_rpc.clone())
+            .register("note".into(), alloy::primitives::keccak256(SCHEMA))
+    )
     .decoded_log::<DataTypeRegistry::DataTypeRegistered>()
     .unwrap()
     .dataTypeId;
-    let user = mined!(Users::new(at("Users"), provider_rpc.clone()).create()).decoded_log::<Users::UserCreated>().unwrap().userId;
-    let consent = Consents::ConsentInput { userId: user, appId: app, action: actions::COLLECT, dataTypeId: data_type, allowed: true };
-    let block = mined!(Consents::new(at("Consents"), provider_rpc.clone()).setConsents(vec![consent])).block_number.unwrap();
+    let user = mined!(Users::new(at("Users"), provider_rpc.clone()).create())
+        .decoded_log::<Users::UserCreated>()
+        .unwrap()
+        .userId;
+    let consent = Consents::ConsentInput {
+        userId: user,
+        appId: app,
+        action: actions::COLLECT,
+        dataTypeId: data_type,
+        allowed: true,
+    };
+    let block =
+        mined!(Consents::new(at("Consents"), provider_rpc.clone()).setConsents(vec![consent])).block_number.unwrap();
 
     let cancel = CancellationToken::new();
     let make_provider = || async {
@@ -58,12 +73,26 @@ async fn bench(n: u64) {
         let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
         let rpc = connect(&anvil.endpoint()).await.unwrap();
         let backend = Backend::new(store.clone(), ChainStatus::default());
-        let outbox = Outbox::new(store.clone(), rpc.clone(), EthereumWallet::from(governor.signer().clone()), OutboxConfig::default()).unwrap();
-        let (indexer, handle) =
-            Indexer::new(store.clone(), rpc, &deployment, IndexerConfig { poll_interval: Duration::from_millis(50), ..Default::default() }).unwrap();
+        let outbox_config = OutboxConfig { confirmations: 0, ..OutboxConfig::default() };
+        let outbox =
+            Outbox::new(store.clone(), rpc.clone(), EthereumWallet::from(governor.signer().clone()), outbox_config)
+                .unwrap();
+        let (indexer, handle) = Indexer::new(
+            store.clone(),
+            rpc,
+            &deployment,
+            IndexerConfig { poll_interval: Duration::from_millis(50), ..Default::default() },
+        )
+        .unwrap();
         tokio::spawn(indexer.run(cancel.clone()));
+        tokio::spawn(outbox.clone().run(cancel.clone()));
         handle.wait_for(block).await;
-        backend.set_services(ChainServices { deployment: Arc::new(deployment.clone()), outbox, indexer: handle, state: ChainState::new(store) });
+        backend.set_services(ChainServices {
+            deployment: Arc::new(deployment.clone()),
+            outbox,
+            indexer: handle,
+            state: ChainState::new(store),
+        });
         let key = airbloc_node::keys::NodeKey::from_secret(governor.secret_bytes()).unwrap();
         let provider = Provider::open(backend, key, dir.path()).unwrap();
         provider.store_schema(SCHEMA).unwrap();
@@ -118,10 +147,11 @@ async fn bench(n: u64) {
     println!("gRPC:       {over_grpc:.0} records/s = {:.2} of in process", over_grpc / in_process);
 
     let t = Instant::now();
-    let sealed = remote.seal(app, data_type).await;
-    // Sealing registers through the outbox on anvil; report the local part separately.
-    let _ = sealed;
-    println!("seal + register {n} records: {:.2} s", t.elapsed().as_secs_f64());
+    let bundle = remote.seal(app, data_type).await.unwrap();
+    println!(
+        "seal {n} records ({} MiB) into a bundle, register it on anvil (automine) and index it: {:.2} s",
+        bundle.size >> 20,
+        t.elapsed().as_secs_f64()
+    );
     cancel.cancel();
-    let _ = B256::ZERO;
 }

@@ -135,19 +135,39 @@ impl provider_server::Provider for ProviderService {
         request: Request<Streaming<pb::IngestRecord>>,
     ) -> Result<Response<pb::IngestSummary>, Status> {
         let mut stream = request.into_inner();
-        let mut summary = pb::IngestSummary::default();
+        // Receiving the next batch overlaps checking and storing the previous one.
+        let (batches, mut to_store) = tokio::sync::mpsc::channel::<Vec<(u64, Result<IncomingRecord, String>)>>(2);
+        let this = self.clone();
+        let storing = tokio::spawn(async move {
+            let mut summary = pb::IngestSummary::default();
+            while let Some(batch) = to_store.recv().await {
+                this.ingest_batch(batch, &mut summary).await?;
+            }
+            Ok::<_, Status>(summary)
+        });
         let mut batch = Vec::with_capacity(crate::roles::provider::INGEST_BATCH);
         let mut index = 0u64;
-        while let Some(record) = stream.next().await {
-            // A broken stream ends the call; what was acknowledged before stays stored.
-            let record = record?;
-            batch.push((index, parse(record)));
-            index += 1;
-            if batch.len() >= crate::roles::provider::INGEST_BATCH {
-                self.ingest_batch(std::mem::take(&mut batch), &mut summary).await?;
+        let received = async {
+            while let Some(record) = stream.next().await {
+                // A broken stream ends the call; what was acknowledged before stays stored.
+                let record = record?;
+                batch.push((index, parse(record)));
+                index += 1;
+                if batch.len() >= crate::roles::provider::INGEST_BATCH
+                    && batches.send(std::mem::take(&mut batch)).await.is_err()
+                {
+                    break;
+                }
             }
+            if !batch.is_empty() {
+                let _ = batches.send(batch).await;
+            }
+            Ok::<_, Status>(())
         }
-        self.ingest_batch(batch, &mut summary).await?;
+        .await;
+        drop(batches);
+        let summary = storing.await.map_err(|e| Status::internal(e.to_string()))??;
+        received?;
         Ok(Response::new(summary))
     }
 

@@ -356,8 +356,13 @@ impl Provider {
         let store = &self.inner.backend.store;
         let mut batch = store.batch();
         let mut verdicts = Vec::with_capacity(records.len());
-        for record in records {
-            match self.check(record) {
+        // Checking and sealing are CPU work per record: spread them over the cores.
+        let checked: Vec<_> = {
+            use rayon::prelude::*;
+            records.par_iter().map(|record| self.check(record)).collect()
+        };
+        for checked in checked {
+            match checked {
                 Ok((key, value)) => {
                     if store.get_raw(cf::RECORDS, &key).map_err(internal)?.is_some() {
                         verdicts.push(Verdict::Duplicate);

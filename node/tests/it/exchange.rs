@@ -79,7 +79,11 @@ impl World {
         deployment.save(&dir.path().join("deployment.json")).unwrap();
         let rpc = anvil.endpoint();
         let deployment_arg = dir.path().join("deployment.json").display().to_string();
-        let boot = NodeProcess::start(&dir.path().join("boot"), &rpc, &["--roles", "bootnode", "--chain.deployment", &deployment_arg]);
+        let boot = NodeProcess::start(
+            &dir.path().join("boot"),
+            &rpc,
+            &["--roles", "bootnode", "--chain.deployment", &deployment_arg],
+        );
         let boot_addr = boot.runtime.p2p_addrs[0].clone();
         let mut world_nodes = Vec::new();
         for (name, role) in [("provider", "provider"), ("consumer", "consumer")] {
@@ -96,8 +100,9 @@ impl World {
         let (c, a) = channel(&consumer_node);
         let consumer = ConsumerClient::with_interceptor(c, a);
 
-        let app_id =
-            B256::from_slice(&provider.register_app(RegisterAppRequest { name: "fitness".into() }).await.unwrap().into_inner().app_id);
+        let app_id = B256::from_slice(
+            &provider.register_app(RegisterAppRequest { name: "fitness".into() }).await.unwrap().into_inner().app_id,
+        );
         let data_type_id = B256::from_slice(
             &provider
                 .register_data_type(RegisterDataTypeRequest { name: "daily-steps".into(), schema_json: SCHEMA.into() })
@@ -111,8 +116,10 @@ impl World {
         let mut last_block = 0;
         for (i, allow) in [(5, true), (6, true), (7, false)] {
             let wallet = signing_provider(&anvil, &dev_key(&anvil, i));
-            let user =
-                mined!(Users::new(at("Users"), wallet.clone()).create()).decoded_log::<Users::UserCreated>().unwrap().userId;
+            let user = mined!(Users::new(at("Users"), wallet.clone()).create())
+                .decoded_log::<Users::UserCreated>()
+                .unwrap()
+                .userId;
             if allow {
                 let consents = [actions::COLLECT, actions::EXCHANGE].map(|action| Consents::ConsentInput {
                     userId: user,
@@ -121,7 +128,8 @@ impl World {
                     dataTypeId: data_type_id,
                     allowed: true,
                 });
-                last_block = mined!(Consents::new(at("Consents"), wallet).setConsents(consents.to_vec())).block_number.unwrap();
+                last_block =
+                    mined!(Consents::new(at("Consents"), wallet).setConsents(consents.to_vec())).block_number.unwrap();
             }
             users.push(user);
         }
@@ -145,7 +153,16 @@ impl World {
 
     fn start_node(dir: &tempfile::TempDir, rpc: &str, boot_addr: &str, name: &str, role: &str) -> NodeProcess {
         let deployment_arg = dir.path().join("deployment.json").display().to_string();
-        let args = ["--roles", role, "--chain.deployment", &deployment_arg, "--chain.confirmations", "0", "--p2p.bootnodes", boot_addr];
+        let args = [
+            "--roles",
+            role,
+            "--chain.deployment",
+            &deployment_arg,
+            "--chain.confirmations",
+            "0",
+            "--p2p.bootnodes",
+            boot_addr,
+        ];
         NodeProcess::start(&dir.path().join(name), rpc, &args)
     }
 
@@ -208,10 +225,16 @@ impl World {
         (bundle.bundle_id, offer.offer_id)
     }
 
-    async fn wait_order(&mut self, order_id: &[u8], within: Duration, done: impl Fn(&airbloc_proto::v1::OrderInfo) -> bool) {
+    async fn wait_order(
+        &mut self,
+        order_id: &[u8],
+        within: Duration,
+        done: impl Fn(&airbloc_proto::v1::OrderInfo) -> bool,
+    ) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let info = self.consumer.get_order(GetOrderRequest { order_id: order_id.to_vec() }).await.unwrap().into_inner();
+            let info =
+                self.consumer.get_order(GetOrderRequest { order_id: order_id.to_vec() }).await.unwrap().into_inner();
             if done(&info) {
                 return;
             }
@@ -243,7 +266,11 @@ impl World {
             .lines()
             .map(|line| {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                (v["user_id"].as_str().unwrap().to_owned(), v["collected_at_ms"].as_u64().unwrap(), v["payload"].to_string())
+                (
+                    v["user_id"].as_str().unwrap().to_owned(),
+                    v["collected_at_ms"].as_u64().unwrap(),
+                    v["payload"].to_string(),
+                )
             })
             .collect()
     }
@@ -265,7 +292,8 @@ async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified
     // 10,000 records: every 13th breaks the schema, the third user's are refused.
     let inputs: Vec<IngestRecord> = (0..RECORDS).map(|i| w.record(i)).collect();
     let summary = w.provider.ingest(futures::stream::iter(inputs.clone())).await.unwrap().into_inner();
-    let accepted: Vec<&IngestRecord> = inputs.iter().enumerate().filter(|(i, _)| World::accepted(*i as u64)).map(|(_, r)| r).collect();
+    let accepted: Vec<&IngestRecord> =
+        inputs.iter().enumerate().filter(|(i, _)| World::accepted(*i as u64)).map(|(_, r)| r).collect();
     assert_eq!(summary.accepted, accepted.len() as u64);
     assert_eq!(summary.rejected.len(), inputs.len() - accepted.len());
     let price = U256::from(10u128.pow(18));
@@ -299,10 +327,12 @@ async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified
     let provider_peer: libp2p::PeerId = w.provider_node.runtime.peer_id.parse().unwrap();
     stranger.network.dial(w.provider_node.runtime.p2p_addrs[0].parse().unwrap()).await.unwrap();
     let key_request = wire::KeyRequest { order_id: order.order_id.clone(), bundle_id: bundle_id.clone() };
-    let refused = stranger.network.request(provider_peer, wire::request::Body::KeyRequest(key_request)).await.unwrap_err();
+    let refused =
+        stranger.network.request(provider_peer, wire::request::Body::KeyRequest(key_request)).await.unwrap_err();
     assert!(matches!(refused, RequestError::Remote { code: wire::ErrorCode::Forbidden, .. }), "{refused:?}");
     let metadata = wire::BundleMetadataRequest { bundle_id: bundle_id.clone() };
-    let refused = stranger.network.request(provider_peer, wire::request::Body::BundleMetadata(metadata)).await.unwrap_err();
+    let refused =
+        stranger.network.request(provider_peer, wire::request::Body::BundleMetadata(metadata)).await.unwrap_err();
     assert!(matches!(refused, RequestError::Remote { code: wire::ErrorCode::Forbidden, .. }), "{refused:?}");
     let mut stream = stranger.network.open_stream(provider_peer, transfer::PROTOCOL).await.unwrap();
     let request = wire::TransferRequest { bundle_id: bundle_id.clone(), from_chunk: 0 };
