@@ -86,7 +86,7 @@ async fn node_txs_lists_the_outbox() {
     let mut child = Command::new(airblocd())
         .arg("--datadir")
         .arg(dir.path().join("node"))
-        .args(["--p2p.listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--p2p.listen", "/ip4/127.0.0.1/tcp/0", "--p2p.register", "false"])
         .args(["--api.grpc-addr", "127.0.0.1:0", "--chain.rpc-url", &anvil.endpoint(), "--chain.deployment"])
         .arg(&deployment_file)
         .env("AIRBLOC_KEYSTORE_PASSWORD", "pw-for-tests")
