@@ -350,7 +350,21 @@ impl Consumer {
     ) -> Result<(OrderView, String), ConsumerError> {
         self.order(order_id)?;
         let exchange = self.services()?.deployment.address("Exchange").map_err(internal)?;
-        let id = format!("order:{what}:{order_id}");
+        // A reverted attempt (e.g. a refund before the window closed) must not block a later one.
+        let outbox = &self.services()?.outbox;
+        let mut attempt = 0u32;
+        let id = loop {
+            let id = match attempt {
+                0 => format!("order:{what}:{order_id}"),
+                n => format!("order:{what}:{order_id}:{n}"),
+            };
+            match outbox.get(&id).map_err(internal)? {
+                Some(intent) if intent.state.is_final() && !matches!(intent.state, IntentState::Mined { .. }) => {
+                    attempt += 1
+                }
+                _ => break id,
+            }
+        };
         let call =
             Call { to: exchange, data: data.into(), value: U256::ZERO, label: format!("{what} order {order_id}") };
         self.transact(id.clone(), call).await?;

@@ -400,3 +400,30 @@ async fn a_provider_killed_before_delivery_delivers_after_restart_and_a_killed_c
     let got = w.download(&order.order_id, &bundle_id, "records.ndjson").await;
     assert_eq!(got, expected(&inputs.iter().collect::<Vec<_>>()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_delivered_within_the_window_is_refunded() {
+    let mut w = World::new().await;
+    let inputs: Vec<IngestRecord> = (0..100).filter(|i| World::accepted(*i)).map(|i| w.record(i)).collect();
+    w.provider.ingest(futures::stream::iter(inputs)).await.unwrap();
+    let price = U256::from(5_000u64);
+    let (_, offer_id) = w.seal_and_offer(price, 3).await;
+    // The provider is gone before anyone orders.
+    w.provider_node.signal("KILL");
+    w.provider_node.wait_exit(Duration::from_secs(10));
+    let order = w.consumer.place_order(PlaceOrderRequest { offer_id }).await.unwrap().into_inner();
+    assert_eq!(order.status, "placed");
+    // Too early: the chain refuses, and the error names why.
+    let early = w.consumer.refund(OrderAction { order_id: order.order_id.clone() }).await.unwrap_err();
+    assert!(early.message().contains("DeliveryWindowOpen"), "{}", early.message());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refunded = w.consumer.refund(OrderAction { order_id: order.order_id.clone() }).await;
+    let refunded = match refunded {
+        Ok(info) => info.into_inner(),
+        Err(e) => panic!("refund after the window: {e}"),
+    };
+    assert_eq!(refunded.status, "refunded");
+    let consumer_address: Address = w.consumer_node.runtime.address.parse().unwrap();
+    let exchange = Exchange::new(w.deployment.address("Exchange").unwrap(), &w.governor);
+    assert_eq!(exchange.credits(consumer_address, Address::ZERO).call().await.unwrap(), price);
+}
