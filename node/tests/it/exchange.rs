@@ -222,6 +222,17 @@ impl World {
             .await
             .unwrap()
             .into_inner();
+        // The consumer can order once its index has the offer.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let request = CatalogRequest { app_id: self.app_id.to_vec(), ..Default::default() };
+            let entries = self.consumer.catalog(request).await.unwrap().into_inner().entries;
+            if entries.iter().any(|e| e.offers.iter().any(|o| o.offer_id == offer.offer_id)) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the consumer never indexed the offer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         (bundle.bundle_id, offer.offer_id)
     }
 
