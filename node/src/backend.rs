@@ -18,6 +18,35 @@ pub struct ChainServices {
     pub state: ChainState,
 }
 
+/// Why [`ChainServices::transact`] did not get a transaction mined.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactError {
+    #[error("cannot queue transaction {id}: {source}")]
+    Submit { id: String, source: crate::chain::outbox::OutboxError },
+    #[error("transaction {id} did not succeed: {state}")]
+    NotMined { id: String, state: String },
+}
+
+impl ChainServices {
+    /// Submits a call through the outbox under an idempotency key, waits until it is mined and
+    /// until the indexer has seen its block (hot paths read the index); returns the block.
+    pub async fn transact(&self, id: &str, call: crate::chain::outbox::Call) -> Result<u64, TransactError> {
+        self.outbox.submit(id, call).map_err(|source| TransactError::Submit { id: id.to_owned(), source })?;
+        let intent = self
+            .outbox
+            .wait(id)
+            .await
+            .map_err(|e| TransactError::NotMined { id: id.to_owned(), state: e.to_string() })?;
+        match intent.state {
+            crate::chain::outbox::IntentState::Mined { block, .. } => {
+                self.indexer.wait_for(block).await;
+                Ok(block)
+            }
+            other => Err(TransactError::NotMined { id: id.to_owned(), state: other.name().to_owned() }),
+        }
+    }
+}
+
 /// Cheap to clone; every field is shared.
 #[derive(Debug, Clone)]
 pub struct Backend {

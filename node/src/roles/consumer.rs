@@ -8,7 +8,7 @@
 
 use super::body;
 use crate::{
-    backend::{Backend, ChainServices},
+    backend::{Backend, ChainServices, TransactError},
     chain::{
         contracts::Exchange,
         outbox::{Call, IntentState},
@@ -165,20 +165,10 @@ impl Consumer {
     }
 
     async fn transact(&self, id: String, call: Call) -> Result<u64, ConsumerError> {
-        let services = self.services()?;
-        services.outbox.submit(&id, call).map_err(internal)?;
-        let intent = services
-            .outbox
-            .wait(&id)
-            .await
-            .map_err(|e| ConsumerError::Transaction { id: id.clone(), state: e.to_string() })?;
-        match intent.state {
-            IntentState::Mined { block, .. } => {
-                services.indexer.wait_for(block).await;
-                Ok(block)
-            }
-            other => Err(ConsumerError::Transaction { id, state: other.name().to_owned() }),
-        }
+        self.services()?.transact(&id, call).await.map_err(|e| match e {
+            TransactError::Submit { source, .. } => internal(source),
+            TransactError::NotMined { id, state } => ConsumerError::Transaction { id, state },
+        })
     }
 
     /// Orders an offer, paying its price into escrow.

@@ -13,10 +13,10 @@
 //!   not yet registered is registered again at start (idempotent outbox id).
 
 use crate::{
-    backend::{Backend, ChainServices},
+    backend::{Backend, ChainServices, TransactError},
     chain::{
         contracts::{AppRegistry, DataRegistry, DataTypeRegistry, Exchange, actions},
-        outbox::{Call, IntentState},
+        outbox::Call,
         state::{OfferRow, OrderRow},
     },
     crypto::{
@@ -205,18 +205,11 @@ impl Provider {
 
     /// Submits a call through the outbox and waits until it is mined; returns its block.
     async fn transact(&self, id: String, to: Address, data: Vec<u8>, label: String) -> Result<u64, ProviderError> {
-        let outbox = &self.services()?.outbox;
-        outbox.submit(&id, Call { to, data: data.into(), value: U256::ZERO, label }).map_err(internal)?;
-        let intent =
-            outbox.wait(&id).await.map_err(|e| ProviderError::Transaction { id: id.clone(), state: e.to_string() })?;
-        match intent.state {
-            IntentState::Mined { block, .. } => {
-                // Hot paths read the index: let it catch up with our own transaction.
-                self.services()?.indexer.wait_for(block).await;
-                Ok(block)
-            }
-            other => Err(ProviderError::Transaction { id, state: other.name().to_owned() }),
-        }
+        let call = Call { to, data: data.into(), value: U256::ZERO, label };
+        self.services()?.transact(&id, call).await.map_err(|e| match e {
+            TransactError::Submit { source, .. } => internal(source),
+            TransactError::NotMined { id, state } => ProviderError::Transaction { id, state },
+        })
     }
 
     /// Registers an app owned by this node.
