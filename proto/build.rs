@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "airbloc/v1/admin.proto",
     "airbloc/v1/provider.proto",
     "airbloc/v1/consumer.proto",
+    "airbloc/v1/keeper.proto",
     "airbloc/p2p/v1/messages.proto",
 ];
 

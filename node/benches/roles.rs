@@ -137,6 +137,7 @@ async fn bench(n: u64) {
             user_id: r.user.to_vec(),
             collected_at_ms: r.collected_at_ms,
             payload_json: r.payload_json.clone(),
+            ..Default::default()
         })
         .collect();
     let t = Instant::now();

@@ -171,13 +171,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
     }
-    let (provider, consumer) =
+    let role_services =
         start_roles(&config, &key, chain_id.is_some(), &backend, &network, datadir.path(), &tasks, &cancel)?;
     let api_task = tasks.spawn(api.serve(
         node_service,
         admin_service,
-        provider,
-        consumer,
+        role_services,
         TokenAuth::new(token),
         registry,
         cancel.clone().cancelled_owned(),
@@ -382,8 +381,8 @@ async fn register_self(
     }
 }
 
-/// Starts the provider and consumer roles the config asks for (both need a deployment) and
-/// installs their network request handler.
+/// Starts the provider, consumer and keeper roles the config asks for (each needs a deployment)
+/// and installs their network request handler.
 #[allow(clippy::too_many_arguments)]
 fn start_roles(
     config: &Config,
@@ -394,10 +393,10 @@ fn start_roles(
     datadir: &std::path::Path,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
-) -> Result<(Option<crate::api::ProviderService>, Option<crate::api::ConsumerService>), NodeError> {
-    use crate::roles::{consumer::Consumer, consumer::RoleRequests, provider::Provider};
+) -> Result<crate::api::RoleServices, NodeError> {
+    use crate::roles::{consumer::Consumer, consumer::RoleRequests, keeper::Keeper, provider::Provider};
     let mut requests = RoleRequests::default();
-    for role in [Role::Provider, Role::Consumer] {
+    for role in [Role::Provider, Role::Consumer, Role::Keeper] {
         if config.has_role(role) && !has_deployment {
             warn!(target: "node", ?role, "this role needs chain.deployment; its API is off");
         }
@@ -407,6 +406,9 @@ fn start_roles(
             let provider = Provider::open(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir)
                 .map_err(|e| NodeError::Role(e.to_string()))?;
             network.set_bundle_source(Arc::new(provider.clone()));
+            if let Some(keeper) = config.provider.keeper {
+                provider.set_keeper(keeper);
+            }
             let resume = provider.clone();
             tasks.spawn(async move { resume.resume().await });
             tasks.spawn(provider.clone().run_deliveries(cancel.child_token()));
@@ -423,6 +425,15 @@ fn start_roles(
         }
         false => None,
     };
+    let keeper = match config.has_role(Role::Keeper) && has_deployment {
+        true => {
+            let (keeper, batches) = Keeper::new(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?);
+            tasks.spawn(batches);
+            requests.keeper = Some(keeper.clone());
+            Some(crate::api::KeeperService::new(keeper))
+        }
+        false => None,
+    };
     network.set_request_handler(Arc::new(requests));
-    Ok((provider, consumer))
+    Ok(crate::api::RoleServices { provider, consumer, keeper })
 }

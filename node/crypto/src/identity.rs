@@ -6,9 +6,13 @@
 //! preimage with a secret only it holds:
 //!
 //! ```text
-//! preimage      = HMAC-SHA256(key = keeper identity key, normalized identity)
-//! identity hash = keccak256(preimage)            // what `Users.createTemporary` stores
+//! digest        = keccak256(normalized identity)  // what a provider sends the keeper
+//! preimage      = HMAC-SHA256(key = keeper identity key, digest)
+//! identity hash = keccak256(preimage)              // what `Users.createTemporary` stores
 //! ```
+//!
+//! A provider signing a user up sends only the digest, over the authenticated, encrypted
+//! connection to the keeper; the keeper needs nothing more to derive the same account.
 //!
 //! Without the key, the chain reveals nothing testable. When the user takes the account over,
 //! the keeper reveals the preimage (`Users.unlockTemporary`), which still says nothing about the
@@ -46,9 +50,19 @@ impl IdentityHasher {
         identity.trim().to_lowercase()
     }
 
+    /// The unkeyed digest of an identity that providers send to the keeper.
+    pub fn digest(identity: &str) -> B256 {
+        keccak256(Self::normalize(identity).as_bytes())
+    }
+
+    /// The preimage of a digest, revealed at hand-over.
+    pub fn preimage_of_digest(&self, digest: B256) -> B256 {
+        B256::from_slice(hmac::sign(&self.key, digest.as_slice()).as_ref())
+    }
+
     /// The preimage revealed at hand-over.
     pub fn preimage(&self, identity: &str) -> B256 {
-        B256::from_slice(hmac::sign(&self.key, Self::normalize(identity).as_bytes()).as_ref())
+        self.preimage_of_digest(Self::digest(identity))
     }
 
     /// The identity hash stored on chain.

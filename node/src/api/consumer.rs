@@ -3,7 +3,7 @@
 use super::provider::id32;
 use crate::{
     backend::Backend,
-    roles::consumer::{Consumer, ConsumerError, OrderView},
+    roles::consumer::{Consumer, OrderView},
 };
 use airbloc_proto::v1::{self as pb, consumer_server};
 use alloy::primitives::Address;
@@ -24,16 +24,7 @@ impl ConsumerService {
     }
 }
 
-fn status(e: ConsumerError) -> Status {
-    match e {
-        ConsumerError::Invalid(m) => Status::invalid_argument(m),
-        ConsumerError::NotFound(m) => Status::not_found(m),
-        ConsumerError::Unavailable(m) => Status::unavailable(m),
-        e @ ConsumerError::Mismatch(_) => Status::data_loss(e.to_string()),
-        e @ ConsumerError::Transaction { .. } => Status::aborted(e.to_string()),
-        ConsumerError::Internal(m) => Status::internal(m),
-    }
-}
+use super::status;
 
 fn order_info(view: &OrderView, tx_id: String) -> pb::OrderInfo {
     pb::OrderInfo {

@@ -7,18 +7,28 @@
 mod admin;
 pub mod auth;
 mod consumer;
+mod keeper;
 mod node;
 mod provider;
 
 pub use admin::AdminService;
 pub use consumer::ConsumerService;
+pub use keeper::KeeperService;
 pub use node::{NodeInfo, NodeService};
 pub use provider::ProviderService;
 
 use airbloc_proto::v1::{
-    admin_server::AdminServer, consumer_server::ConsumerServer, node_server::NodeServer,
+    admin_server::AdminServer, consumer_server::ConsumerServer, keeper_server::KeeperServer, node_server::NodeServer,
     provider_server::ProviderServer,
 };
+
+/// The services of the roles a node runs; `None` for a role that is off.
+#[derive(Debug, Default)]
+pub struct RoleServices {
+    pub provider: Option<ProviderService>,
+    pub consumer: Option<ConsumerService>,
+    pub keeper: Option<KeeperService>,
+}
 use std::{future::Future, net::SocketAddr};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -56,8 +66,7 @@ impl BoundApi {
         self,
         node: NodeService,
         admin: AdminService,
-        provider: Option<ProviderService>,
-        consumer: Option<ConsumerService>,
+        roles: RoleServices,
         auth: auth::TokenAuth,
         metrics: std::sync::Arc<crate::metrics::Registry>,
         shutdown: impl Future<Output = ()> + Send,
@@ -65,11 +74,15 @@ impl BoundApi {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<NodeServer<NodeService>>().await;
         health_reporter.set_serving::<AdminServer<AdminService>>().await;
+        let RoleServices { provider, consumer, keeper } = roles;
         if provider.is_some() {
             health_reporter.set_serving::<ProviderServer<ProviderService>>().await;
         }
         if consumer.is_some() {
             health_reporter.set_serving::<ConsumerServer<ConsumerService>>().await;
+        }
+        if keeper.is_some() {
+            health_reporter.set_serving::<KeeperServer<KeeperService>>().await;
         }
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -89,9 +102,25 @@ impl BoundApi {
             .add_service(InterceptedService::new(NodeServer::new(node), auth.clone()))
             .add_service(InterceptedService::new(AdminServer::new(admin), auth.clone()))
             .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth.clone())))
-            .add_optional_service(consumer.map(|c| InterceptedService::new(ConsumerServer::new(c), auth)))
+            .add_optional_service(consumer.map(|c| InterceptedService::new(ConsumerServer::new(c), auth.clone())))
+            .add_optional_service(keeper.map(|k| InterceptedService::new(KeeperServer::new(k), auth)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await?;
         Ok(())
+    }
+}
+
+/// A role error as a gRPC status, one code per kind.
+pub(crate) fn status(e: crate::roles::RoleError) -> tonic::Status {
+    use crate::roles::RoleError;
+    use tonic::Status;
+    match e {
+        RoleError::Invalid(m) => Status::invalid_argument(m),
+        RoleError::NotFound(m) => Status::not_found(m),
+        RoleError::Forbidden(m) => Status::permission_denied(m),
+        RoleError::Unavailable(m) => Status::unavailable(m),
+        e @ RoleError::Mismatch(_) => Status::data_loss(e.to_string()),
+        e @ RoleError::Transaction { .. } => Status::aborted(e.to_string()),
+        RoleError::Internal(m) => Status::internal(m),
     }
 }

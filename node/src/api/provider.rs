@@ -1,6 +1,6 @@
 //! `airbloc.v1.Provider`: apps, data types, ingestion and bundles over gRPC.
 
-use crate::roles::provider::{IncomingRecord, OfferTerms, ProvidedBundle, Provider, ProviderError, Refusal, Verdict};
+use crate::roles::provider::{IncomingRecord, OfferTerms, ProvidedBundle, Provider, Refusal, Verdict};
 use airbloc_proto::v1::{self as pb, provider_server};
 use alloy::primitives::B256;
 use futures::StreamExt;
@@ -18,15 +18,7 @@ impl ProviderService {
     }
 }
 
-fn status(e: ProviderError) -> Status {
-    match e {
-        ProviderError::Invalid(m) => Status::invalid_argument(m),
-        ProviderError::NotFound(m) => Status::not_found(m),
-        ProviderError::Unavailable(m) => Status::unavailable(m),
-        e @ ProviderError::Transaction { .. } => Status::aborted(e.to_string()),
-        ProviderError::Internal(m) => Status::internal(m),
-    }
-}
+use super::status;
 
 /// A 32-byte id from the wire, named in the error.
 pub(crate) fn id32(bytes: &[u8], what: &str) -> Result<B256, String> {
@@ -90,14 +82,26 @@ impl ProviderService {
     }
 }
 
-fn parse(record: pb::IngestRecord) -> Result<IncomingRecord, String> {
-    Ok(IncomingRecord {
-        app: id32(&record.app_id, "app_id")?,
-        data_type: id32(&record.data_type_id, "data_type_id")?,
-        user: id32(&record.user_id, "user_id")?,
-        collected_at_ms: record.collected_at_ms,
-        payload_json: record.payload_json,
-    })
+impl ProviderService {
+    fn parse(&self, record: pb::IngestRecord) -> Result<IncomingRecord, String> {
+        let user = match (record.user_id.is_empty(), record.identity.is_empty()) {
+            (true, false) => {
+                self.provider.user_of_identity(&record.identity).map_err(|e| e.to_string())?.ok_or_else(|| {
+                    "this identity has not been signed up through the keeper; call SignUp first".to_owned()
+                })?
+            }
+            (false, true) => id32(&record.user_id, "user_id")?,
+            (false, false) => return Err("give user_id or identity, not both".into()),
+            (true, true) => return Err("user_id or identity is required".into()),
+        };
+        Ok(IncomingRecord {
+            app: id32(&record.app_id, "app_id")?,
+            data_type: id32(&record.data_type_id, "data_type_id")?,
+            user,
+            collected_at_ms: record.collected_at_ms,
+            payload_json: record.payload_json,
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -151,7 +155,7 @@ impl provider_server::Provider for ProviderService {
             while let Some(record) = stream.next().await {
                 // A broken stream ends the call; what was acknowledged before stays stored.
                 let record = record?;
-                batch.push((index, parse(record)));
+                batch.push((index, self.parse(record)));
                 index += 1;
                 if batch.len() >= crate::roles::provider::INGEST_BATCH
                     && batches.send(std::mem::take(&mut batch)).await.is_err()
@@ -185,6 +189,40 @@ impl provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::ListBundlesResponse>, Status> {
         let bundles = self.provider.bundles().map_err(status)?;
         Ok(Response::new(pb::ListBundlesResponse { bundles: bundles.iter().map(bundle_to_proto).collect() }))
+    }
+
+    async fn sign_up(
+        &self,
+        request: Request<pb::ProviderSignUpRequest>,
+    ) -> Result<Response<pb::ProviderSignUpResponse>, Status> {
+        let request = request.into_inner();
+        let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
+        let (user, existing) = self.provider.sign_up(&request.identity, app).await.map_err(status)?;
+        Ok(Response::new(pb::ProviderSignUpResponse { user_id: user.to_vec(), existing }))
+    }
+
+    async fn request_consents(
+        &self,
+        request: Request<pb::RequestConsentsRequest>,
+    ) -> Result<Response<pb::RequestConsentsResponse>, Status> {
+        let request = request.into_inner();
+        let user = id32(&request.user_id, "user_id").map_err(Status::invalid_argument)?;
+        let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
+        let items = super::keeper::consent_changes(&request.changes)?
+            .into_iter()
+            .map(|c| {
+                if c.app != app {
+                    return Err(Status::invalid_argument("every change must be for the request's app_id"));
+                }
+                Ok(airbloc_proto::p2p::v1::ConsentItem {
+                    action: c.action.into(),
+                    data_type_id: c.data_type.to_vec(),
+                    allow: c.allowed,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let tx_id = self.provider.request_consents(user, app, items).await.map_err(status)?;
+        Ok(Response::new(pb::RequestConsentsResponse { tx_id }))
     }
 
     async fn create_offer(

@@ -175,6 +175,17 @@ impl ChainState {
             .collect()
     }
 
+    /// Every NodeRegistry entry, by address.
+    pub fn nodes(&self) -> Result<Vec<(Address, NodeRow)>, StoreError> {
+        self.store
+            .scan_prefix(cf::NODES, &[])
+            .map(|row| {
+                let (key, value) = row?;
+                Ok((Address::from_slice(&key), crate::store::decode(cf::NODES, &key, &value)?))
+            })
+            .collect()
+    }
+
     /// Every indexed bundle, by id.
     pub fn bundles(&self) -> Result<Vec<(B256, BundleRow)>, StoreError> {
         self.rows(cf::BUNDLES)

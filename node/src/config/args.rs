@@ -82,6 +82,10 @@ pub struct ConfigArgs {
     pub p2p_max_connections: Option<u32>,
 
     /// gRPC listen address (port 0 picks a free port).
+    /// Node address of the identity keeper this provider signs users up through.
+    #[arg(long = "provider.keeper", env = "AIRBLOC_PROVIDER_KEEPER", value_name = "ADDRESS", help_heading = "Roles")]
+    pub provider_keeper: Option<alloy::primitives::Address>,
+
     #[arg(long = "api.grpc-addr", env = "AIRBLOC_API_GRPC_ADDR", value_name = "ADDR", help_heading = "API")]
     pub api_grpc_addr: Option<SocketAddr>,
 
@@ -131,6 +135,9 @@ impl ConfigArgs {
         set(&mut config.p2p.mdns, &self.p2p_mdns);
         set(&mut config.p2p.register, &self.p2p_register);
         set(&mut config.p2p.max_connections, &self.p2p_max_connections);
+        if self.provider_keeper.is_some() {
+            config.provider.keeper = self.provider_keeper;
+        }
         set(&mut config.api.grpc_addr, &self.api_grpc_addr);
         set(&mut config.api.token_file, &self.api_token_file);
         set(&mut config.metrics.enabled, &self.metrics_enabled);

@@ -64,6 +64,15 @@ pub struct Config {
     pub api: ApiConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub provider: ProviderConfig,
+}
+
+/// The provider role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Node address (0x…) of the identity keeper users without wallets are signed up through.
+    pub keeper: Option<alloy::primitives::Address>,
 }
 
 impl Default for Config {
@@ -77,6 +86,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            provider: ProviderConfig::default(),
         }
     }
 }

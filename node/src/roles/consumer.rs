@@ -8,7 +8,7 @@
 
 use super::body;
 use crate::{
-    backend::{Backend, ChainServices, TransactError},
+    backend::{Backend, ChainServices},
     chain::{
         contracts::Exchange,
         outbox::{Call, IntentState},
@@ -34,28 +34,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 const KEY_PREFIX: &[u8] = b"order_key:";
+/// META key prefix of the derived bundle delivered for an (order, offered bundle).
+const DELIVERED_PREFIX: &[u8] = b"order_delivered:";
 
 /// Why a consumer call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The data does not match the chain: grounds for a dispute.
-    #[error("the delivered data does not match the chain: {0}")]
-    Mismatch(String),
-    #[error("transaction {id} did not succeed: {state}")]
-    Transaction { id: String, state: String },
-    #[error("{0}")]
-    Internal(String),
-}
-
-fn internal(e: impl std::fmt::Display) -> ConsumerError {
-    ConsumerError::Internal(e.to_string())
-}
+pub type ConsumerError = super::RoleError;
+use super::internal;
 
 /// An order as the consumer sees it.
 #[derive(Debug, Clone)]
@@ -69,6 +53,8 @@ pub struct OrderView {
 /// What a finished download produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downloaded {
+    /// The bundle whose data was written: the offered one, or the derived one delivered instead.
+    pub bundle: B256,
     pub records: u64,
     pub bytes: u64,
     pub output: PathBuf,
@@ -155,20 +141,67 @@ impl Consumer {
         // It must open with our key; a useless key is refused now, not at download time.
         wrap::unwrap_dek(self.inner.key.secret_bytes(), &delivery.wrapped_key)
             .map_err(|e| bad(format!("the wrapped key does not open with this node's key: {e}")))?;
-        self.inner
-            .backend
-            .store
-            .put_raw(cf::META, &Self::key_slot(order_id, bundle_id), &delivery.wrapped_key, Durability::Sync)
-            .map_err(|e| transfer::wire_error(wire::ErrorCode::Internal, e.to_string()))?;
+        self.keep_key(order_id, bundle_id, &delivery).await.map_err(|e| e.to_wire())?;
         info!(target: "consumer", order = %order_id, bundle = %bundle_id, "bundle key received");
         Ok(())
     }
 
+    fn delivered_slot(order: B256, bundle: B256) -> Vec<u8> {
+        [DELIVERED_PREFIX, order.as_slice(), bundle.as_slice()].concat()
+    }
+
+    /// Stores a delivered key. A key for a derived bundle is accepted only when the chain says
+    /// that bundle comes from the same provider, app and data type and holds fewer records.
+    async fn keep_key(&self, order: B256, offered: B256, delivery: &wire::KeyDelivery) -> Result<(), ConsumerError> {
+        let store = &self.inner.backend.store;
+        let mut batch = store.batch();
+        if !delivery.delivered_bundle_id.is_empty() {
+            let derived = B256::try_from(delivery.delivered_bundle_id.as_slice())
+                .map_err(|_| ConsumerError::Invalid("delivered_bundle_id must be 32 bytes".into()))?;
+            let state = &self.services()?.state;
+            let parent = state
+                .bundle(offered)
+                .map_err(internal)?
+                .ok_or_else(|| ConsumerError::NotFound(format!("bundle {offered} is not indexed")))?;
+            // The provider registered it just before delivering; give our index a moment.
+            let mut row = None;
+            for _ in 0..100 {
+                row = state.bundle(derived).map_err(internal)?;
+                if row.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let row =
+                row.ok_or_else(|| ConsumerError::NotFound(format!("derived bundle {derived} is not registered")))?;
+            if row.provider != parent.provider
+                || row.app != parent.app
+                || row.data_type != parent.data_type
+                || row.record_count >= parent.record_count
+            {
+                return Err(ConsumerError::Invalid(format!(
+                    "bundle {derived} is not a subset of {offered} by the same provider, app and data type"
+                )));
+            }
+            batch.put_raw(cf::META, &Self::delivered_slot(order, offered), derived.as_slice());
+        }
+        batch.put_raw(cf::META, &Self::key_slot(order, offered), &delivery.wrapped_key);
+        store.write(batch, Durability::Sync).map_err(internal)
+    }
+
+    /// The bundle whose data the key for (order, offered bundle) opens.
+    fn delivered_bundle(&self, order: B256, offered: B256) -> Result<B256, ConsumerError> {
+        Ok(self
+            .inner
+            .backend
+            .store
+            .get_raw(cf::META, &Self::delivered_slot(order, offered))
+            .map_err(internal)?
+            .map_or(offered, |d| B256::from_slice(&d)))
+    }
+
     async fn transact(&self, id: String, call: Call) -> Result<u64, ConsumerError> {
-        self.services()?.transact(&id, call).await.map_err(|e| match e {
-            TransactError::Submit { source, .. } => internal(source),
-            TransactError::NotMined { id, state } => ConsumerError::Transaction { id, state },
-        })
+        Ok(self.services()?.transact(&id, call).await?)
     }
 
     /// Orders an offer, paying its price into escrow.
@@ -237,9 +270,8 @@ impl Consumer {
         let request = wire::KeyRequest { order_id: order.id.to_vec(), bundle_id: bundle.to_vec() };
         match network.request(provider, wire::request::Body::KeyRequest(request)).await {
             Ok(wire::Response { body: Some(wire::response::Body::Key(delivery)), .. }) => {
-                let key = delivery.wrapped_key;
-                store.put_raw(cf::META, &Self::key_slot(order.id, bundle), &key, Durability::Sync).map_err(internal)?;
-                Ok(key)
+                self.keep_key(order.id, bundle, &delivery).await?;
+                Ok(delivery.wrapped_key)
             }
             Ok(_) => {
                 Err(ConsumerError::Unavailable("the provider answered the key request with something else".into()))
@@ -278,6 +310,18 @@ impl Consumer {
         let wrapped = self.wrapped_key(&order, bundle_id, provider).await?;
         let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &wrapped)
             .map_err(|e| ConsumerError::Mismatch(e.to_string()))?;
+        // Users may have withdrawn consent since the bundle was offered: the key then opens a
+        // derived bundle without their records, checked against its own registration.
+        let offered_id = bundle_id;
+        let bundle_id = self.delivered_bundle(order_id, offered_id)?;
+        let row = match bundle_id == offered_id {
+            true => row,
+            false => services
+                .state
+                .bundle(bundle_id)
+                .map_err(internal)?
+                .ok_or_else(|| ConsumerError::NotFound(format!("bundle {bundle_id} is not registered")))?,
+        };
 
         let metadata = match network
             .request(
@@ -319,7 +363,7 @@ impl Consumer {
         .await
         .map_err(internal)??;
         info!(target: "consumer", order = %order_id, bundle = %bundle_id, records = written.records, "bundle downloaded and verified");
-        Ok(written)
+        Ok(Downloaded { bundle: bundle_id, ..written })
     }
 
     /// Releases the payment of an order to its provider.
@@ -414,7 +458,7 @@ fn decrypt_body(
     file.sync_all().map_err(internal)?;
     std::fs::rename(&tmp, output).map_err(internal)?;
     let bytes = std::fs::metadata(ciphertext).map_err(internal)?.len();
-    Ok(Downloaded { records, bytes, output: output.to_owned() })
+    Ok(Downloaded { bundle: B256::ZERO, records, bytes, output: output.to_owned() })
 }
 
 /// Routes role requests arriving over the network to the roles this node runs.
@@ -422,6 +466,7 @@ fn decrypt_body(
 pub struct RoleRequests {
     pub provider: Option<super::provider::Provider>,
     pub consumer: Option<Consumer>,
+    pub keeper: Option<super::keeper::Keeper>,
 }
 
 impl p2p::RequestHandler for RoleRequests {
@@ -432,15 +477,28 @@ impl p2p::RequestHandler for RoleRequests {
     ) -> futures::future::BoxFuture<'static, p2p::rpc::HandlerResult> {
         let this = self.clone();
         Box::pin(async move {
-            match (body, &this.provider, &this.consumer) {
-                (wire::request::Body::KeyDelivery(delivery), _, Some(consumer)) => consumer
+            match (body, &this.provider, &this.consumer, &this.keeper) {
+                (wire::request::Body::KeyDelivery(delivery), _, Some(consumer), _) => consumer
                     .accept_key(&peer, delivery)
                     .await
                     .map(|()| wire::response::Body::KeyDelivery(wire::KeyDeliveryAck {})),
-                (wire::request::Body::KeyRequest(request), Some(provider), _) => {
+                (wire::request::Body::KeyRequest(request), Some(provider), _, _) => {
                     provider.key_for(&peer, &request).map(wire::response::Body::Key)
                 }
-                (body, _, _) => Err(p2p::rpc::unsupported(&body)),
+                (wire::request::Body::Records(request), Some(provider), _, _) => {
+                    provider.records_for(&peer, &request).map(wire::response::Body::Records).map_err(|e| e.to_wire())
+                }
+                (wire::request::Body::SignUp(request), _, _, Some(keeper)) => keeper
+                    .handle_sign_up(&peer, request)
+                    .await
+                    .map(wire::response::Body::SignUp)
+                    .map_err(|e| e.to_wire()),
+                (wire::request::Body::Consent(request), _, _, Some(keeper)) => keeper
+                    .handle_consent(&peer, request)
+                    .await
+                    .map(wire::response::Body::Consent)
+                    .map_err(|e| e.to_wire()),
+                (body, _, _, _) => Err(p2p::rpc::unsupported(&body)),
             }
         })
     }

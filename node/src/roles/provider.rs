@@ -13,7 +13,7 @@
 //!   not yet registered is registered again at start (idempotent outbox id).
 
 use crate::{
-    backend::{Backend, ChainServices, TransactError},
+    backend::{Backend, ChainServices},
     chain::{
         contracts::{AppRegistry, DataRegistry, DataTypeRegistry, Exchange, actions},
         outbox::Call,
@@ -22,6 +22,7 @@ use crate::{
     crypto::{
         Dek,
         chunks::{ChunkManifest, chunk_size_for},
+        identity::IdentityHasher,
         merkle::MerkleTree,
         record::Record,
         stream, wrap,
@@ -44,29 +45,18 @@ use std::{
 use tracing::{info, warn};
 
 const STORAGE_KEY: &[u8] = b"provider_storage_key";
+/// META key prefix of identity digest → user id, for users signed up through the keeper.
+const IDENTITY_PREFIX: &[u8] = b"identity:";
+/// Largest export answered over the network (the p2p response limit, less framing).
+const MAX_EXPORT: usize = p2p::codec::MAX_RESPONSE - 4096;
 /// META key prefix of the keys wrapped for an order (kept so a retry sends the same bytes).
 const DELIVERY_PREFIX: &[u8] = b"delivery:";
 /// Records per fsynced write during ingestion.
 pub const INGEST_BATCH: usize = 1024;
 
 /// Why a provider call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("transaction {id} did not succeed: {state}")]
-    Transaction { id: String, state: String },
-    #[error("{0}")]
-    Internal(String),
-}
-
-fn internal(e: impl std::fmt::Display) -> ProviderError {
-    ProviderError::Internal(e.to_string())
-}
+pub type ProviderError = super::RoleError;
+use super::internal;
 
 /// One record as an app hands it in.
 #[derive(Debug, Clone)]
@@ -114,6 +104,11 @@ pub struct ProvidedBundle {
     pub file: PathBuf,
     /// Block of the DataRegistry registration, once mined.
     pub registered_block: Option<u64>,
+    /// For a derived bundle: the bundle it was made from, without the records of `excluded`.
+    #[serde(default)]
+    pub parent: Option<B256>,
+    #[serde(default)]
+    pub excluded: Vec<B256>,
 }
 
 /// Terms of a new offer.
@@ -133,6 +128,15 @@ pub struct OfferTerms {
 struct Delivery {
     wrapped: Vec<(B256, Vec<u8>)>,
     submitted: bool,
+    /// Per offered bundle, the derived bundle delivered instead (users withdrew consent).
+    #[serde(default)]
+    derived: Vec<(B256, B256)>,
+}
+
+impl Delivery {
+    fn delivered(&self, offered: B256) -> Option<B256> {
+        self.derived.iter().find(|(o, _)| *o == offered).map(|(_, d)| *d)
+    }
 }
 
 /// The provider.
@@ -149,6 +153,7 @@ struct Inner {
     validators: RwLock<HashMap<B256, Arc<jsonschema::Validator>>>,
     served: RwLock<HashMap<B256, ServedBundle>>,
     sealing: tokio::sync::Mutex<()>,
+    keeper: std::sync::OnceLock<Address>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -182,6 +187,7 @@ impl Provider {
                 validators: RwLock::default(),
                 served: RwLock::default(),
                 sealing: tokio::sync::Mutex::new(()),
+                keeper: std::sync::OnceLock::new(),
             }),
         };
         for bundle in provider.bundles()? {
@@ -203,13 +209,157 @@ impl Provider {
         self.inner.key.address()
     }
 
+    /// Names the identity keeper users are signed up through (`provider.keeper`).
+    pub fn set_keeper(&self, keeper: Address) {
+        let _ = self.inner.keeper.set(keeper);
+    }
+
+    async fn keeper_peer(&self) -> Result<libp2p::PeerId, ProviderError> {
+        let keeper = *self.inner.keeper.get().ok_or_else(|| {
+            ProviderError::Invalid("no identity keeper configured: set provider.keeper to its node address".into())
+        })?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        network
+            .connect_node(&self.services()?.state, keeper, std::time::Duration::from_secs(10))
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("cannot reach the keeper {keeper}: {e}")))
+    }
+
+    fn identity_key(identity: &str) -> Vec<u8> {
+        [IDENTITY_PREFIX, IdentityHasher::digest(identity).as_slice()].concat()
+    }
+
+    /// Signs a user up through the keeper; returns the account id and whether it existed.
+    pub async fn sign_up(&self, identity: &str, app: B256) -> Result<(B256, bool), ProviderError> {
+        if IdentityHasher::normalize(identity).is_empty() {
+            return Err(ProviderError::Invalid("the identity is empty".into()));
+        }
+        let peer = self.keeper_peer().await?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let request =
+            wire::SignUpRequest { identity_digest: IdentityHasher::digest(identity).to_vec(), app_id: app.to_vec() };
+        let answer = network.request(peer, wire::request::Body::SignUp(request)).await?;
+        let Some(wire::response::Body::SignUp(result)) = answer.body else {
+            return Err(ProviderError::Unavailable("the keeper gave an unexpected answer".into()));
+        };
+        let user = B256::try_from(result.user_id.as_slice())
+            .map_err(|_| ProviderError::Unavailable("the keeper answered a malformed user id".into()))?;
+        let services = self.services()?;
+        // Ingest checks the indexed account and consents; wait until this node sees it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while services.state.user(user).map_err(internal)?.is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(ProviderError::Unavailable(format!("user {user} is not indexed here yet; retry shortly")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.inner
+            .backend
+            .store
+            .put(cf::META, &Self::identity_key(identity), &user, Durability::Sync)
+            .map_err(internal)?;
+        Ok((user, result.existing))
+    }
+
+    /// The account of an identity signed up through the keeper.
+    pub fn user_of_identity(&self, identity: &str) -> Result<Option<B256>, ProviderError> {
+        self.inner.backend.store.get(cf::META, &Self::identity_key(identity)).map_err(internal)
+    }
+
+    /// Asks the keeper to grant (or withdraw) consents for one of its users; returns the outbox
+    /// id of the keeper's transaction once this node has indexed it.
+    pub async fn request_consents(
+        &self,
+        user: B256,
+        app: B256,
+        items: Vec<wire::ConsentItem>,
+    ) -> Result<String, ProviderError> {
+        if items.is_empty() {
+            return Err(ProviderError::Invalid("no consent changes given".into()));
+        }
+        let peer = self.keeper_peer().await?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let request = wire::ConsentRequest { user_id: user.to_vec(), app_id: app.to_vec(), items };
+        let answer = network.request(peer, wire::request::Body::Consent(request)).await?;
+        let Some(wire::response::Body::Consent(result)) = answer.body else {
+            return Err(ProviderError::Unavailable("the keeper gave an unexpected answer".into()));
+        };
+        self.services()?.indexer.wait_for(result.block).await;
+        Ok(result.tx_id)
+    }
+
+    /// A keeper (or the user's own node) asks for a user's records: everything this node holds
+    /// for the user, pending or sealed, as NDJSON sealed to the given key.
+    pub fn records_for(
+        &self,
+        peer: &libp2p::PeerId,
+        request: &wire::RecordsRequest,
+    ) -> Result<wire::RecordsResult, ProviderError> {
+        let user = B256::try_from(request.user_id.as_slice())
+            .map_err(|_| ProviderError::Invalid("user_id must be 32 bytes".into()))?;
+        let services = self.services()?;
+        let requester = address_of_peer(peer)
+            .ok_or_else(|| ProviderError::Forbidden("the requester has no Ethereum identity".into()))?;
+        let row = services
+            .state
+            .user(user)
+            .map_err(internal)?
+            .ok_or_else(|| ProviderError::NotFound(format!("user {user} is not registered")))?;
+        if row.controller != requester && row.owner != requester {
+            return Err(ProviderError::Forbidden(format!(
+                "only the user's controller or owner gets their records; {requester} is neither"
+            )));
+        }
+        let mut out = Vec::new();
+        let mut count = 0u64;
+        let mut push = |canonical: &[u8]| -> Result<(), ProviderError> {
+            let record = Record::decode(canonical).map_err(internal)?;
+            let payload: serde_json::Value = serde_json::from_slice(&record.payload).map_err(internal)?;
+            let line = serde_json::json!({
+                "user_id": record.user_id,
+                "data_type": record.data_type,
+                "collected_at_ms": record.collected_at_ms,
+                "payload": payload,
+            });
+            serde_json::to_writer(&mut out, &line).map_err(internal)?;
+            out.push(b'\n');
+            count += 1;
+            if out.len() > MAX_EXPORT {
+                return Err(ProviderError::Invalid(format!(
+                    "the user's records exceed {MAX_EXPORT} bytes, more than one answer carries"
+                )));
+            }
+            Ok(())
+        };
+        let store = &self.inner.backend.store;
+        for row in store.scan_prefix(cf::RECORDS, &[]) {
+            let (_, value) = row.map_err(internal)?;
+            if value.len() >= 32 && value[..32] == user[..] {
+                push(&stream::open(&self.inner.storage_key, &value[32..]).map_err(internal)?)?;
+            }
+        }
+        for bundle in self.bundles()? {
+            if bundle.parent.is_some() || !bundle.users.contains(&user) {
+                continue;
+            }
+            let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
+            let mut body = std::io::BufReader::new(std::fs::File::open(&bundle.file).map_err(internal)?);
+            while let Some((entry_user, sealed)) = super::body::read_entry(&mut body).map_err(internal)? {
+                if entry_user == user {
+                    push(&stream::open(&dek, &sealed).map_err(internal)?)?;
+                }
+            }
+        }
+        let sealed = wrap::wrap(&request.public_key, &out)
+            .map_err(|e| ProviderError::Invalid(format!("cannot seal to that public key: {e}")))?;
+        info!(target: "provider", %user, %requester, count, "records exported");
+        Ok(wire::RecordsResult { sealed, count })
+    }
+
     /// Submits a call through the outbox and waits until it is mined; returns its block.
     async fn transact(&self, id: String, to: Address, data: Vec<u8>, label: String) -> Result<u64, ProviderError> {
         let call = Call { to, data: data.into(), value: U256::ZERO, label };
-        self.services()?.transact(&id, call).await.map_err(|e| match e {
-            TransactError::Submit { source, .. } => internal(source),
-            TransactError::NotMined { id, state } => ProviderError::Transaction { id, state },
-        })
+        Ok(self.services()?.transact(&id, call).await?)
     }
 
     /// Registers an app owned by this node.
@@ -391,26 +541,59 @@ impl Provider {
     fn write_bundle(&self, app: B256, data_type: B256) -> Result<ProvidedBundle, ProviderError> {
         let store = &self.inner.backend.store;
         let prefix = [app.as_slice(), data_type.as_slice()].concat();
-        let dek = Dek::generate();
-        let tmp = self.inner.bundles_dir.join(format!("sealing-{}.tmp", alloy::primitives::hex::encode(&prefix[..8])));
-        let mut body = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
-        let (mut keys, mut users, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
-        let mut size = 0u64;
-        for row in store.scan_prefix(cf::RECORDS, &prefix) {
+        let mut keys = Vec::new();
+        let records = store.scan_prefix(cf::RECORDS, &prefix).map(|row| {
             let (key, value) = row.map_err(internal)?;
             let user = B256::from_slice(&value[..32]);
             let canonical = stream::open(&self.inner.storage_key, &value[32..])
                 .map_err(|e| internal(format!("a stored record does not open with the storage key: {e}")))?;
-            let sealed = stream::seal(&dek, &canonical);
-            size += super::body::write_entry(&mut body, user, &sealed).map_err(internal)?;
-            leaves.push(super::body::leaf(user, leaves.len() as u64, &sealed));
-            users.push(user);
             keys.push(key);
+            Ok((user, canonical.to_vec()))
+        });
+        let bundle = self
+            .write_body(app, data_type, records)?
+            .ok_or_else(|| ProviderError::NotFound("no pending records for this app and data type".into()))?;
+        // One atomic write: the bundle exists and its records are no longer pending.
+        let mut batch = store.batch();
+        batch.put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle);
+        for key in &keys {
+            batch.delete(cf::RECORDS, key);
         }
-        if leaves.is_empty() {
+        store.write(batch, Durability::Sync).map_err(internal)?;
+        info!(target: "provider", bundle_id = %bundle.bundle_id, records = bundle.record_count, size = bundle.size, "bundle sealed");
+        Ok(bundle)
+    }
+
+    /// Writes a bundle body from (user, canonical record) pairs under a fresh key; `None` when
+    /// there are no records. The bundle is not yet recorded in the store.
+    fn write_body(
+        &self,
+        app: B256,
+        data_type: B256,
+        records: impl Iterator<Item = Result<(B256, Vec<u8>), ProviderError>>,
+    ) -> Result<Option<ProvidedBundle>, ProviderError> {
+        let dek = Dek::generate();
+        let tmp = self
+            .inner
+            .bundles_dir
+            .join(format!("sealing-{}.tmp", alloy::primitives::hex::encode(rand::random::<[u8; 8]>())));
+        let mut body = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
+        let (mut users, mut leaves) = (Vec::new(), Vec::new());
+        let mut size = 0u64;
+        let written = (|| {
+            for record in records {
+                let (user, canonical) = record?;
+                let sealed = stream::seal(&dek, &canonical);
+                size += super::body::write_entry(&mut body, user, &sealed).map_err(internal)?;
+                leaves.push(super::body::leaf(user, leaves.len() as u64, &sealed));
+                users.push(user);
+            }
+            Ok::<_, ProviderError>(())
+        })();
+        if written.is_err() || leaves.is_empty() {
             drop(body);
             let _ = std::fs::remove_file(&tmp);
-            return Err(ProviderError::NotFound("no pending records for this app and data type".into()));
+            return written.map(|()| None);
         }
         let file = body.into_inner().map_err(|e| internal(e.error()))?;
         file.sync_all().map_err(internal)?;
@@ -424,7 +607,7 @@ impl Provider {
             keccak256((self.address(), app, data_type, merkle_root, record_count, ciphertext_hash, size).abi_encode());
         let path = self.inner.bundles_dir.join(format!("{bundle_id}.bin"));
         std::fs::rename(&tmp, &path).map_err(internal)?;
-        let bundle = ProvidedBundle {
+        Ok(Some(ProvidedBundle {
             bundle_id,
             app,
             data_type,
@@ -437,16 +620,58 @@ impl Provider {
             users,
             file: path,
             registered_block: None,
+            parent: None,
+            excluded: Vec::new(),
+        }))
+    }
+
+    /// The bundle `parent` without the records of `excluded` users: new key, new root, its own
+    /// registration. Made once per parent and excluded set, then reused.
+    async fn derive(&self, parent: &ProvidedBundle, excluded: Vec<B256>) -> Result<ProvidedBundle, ProviderError> {
+        let _sealing = self.inner.sealing.lock().await;
+        let existing =
+            self.bundles()?.into_iter().find(|b| b.parent == Some(parent.bundle_id) && b.excluded == excluded);
+        let bundle = match existing {
+            Some(bundle) if bundle.registered_block.is_some() => return Ok(bundle),
+            Some(bundle) => bundle,
+            None => {
+                let this = self.clone();
+                let parent = parent.clone();
+                tokio::task::spawn_blocking(move || {
+                    let dek =
+                        wrap::unwrap_dek(this.inner.key.secret_bytes(), &parent.wrapped_dek).map_err(internal)?;
+                    let mut input = std::io::BufReader::new(std::fs::File::open(&parent.file).map_err(internal)?);
+                    let records = std::iter::from_fn(|| match super::body::read_entry(&mut input) {
+                        Ok(Some(entry)) => Some(Ok(entry)),
+                        Ok(None) => None,
+                        Err(e) => Some(Err(internal(e))),
+                    })
+                    .filter(|entry| !matches!(entry, Ok((user, _)) if excluded.contains(user)))
+                    .map(|entry| {
+                        let (user, sealed) = entry?;
+                        Ok((user, stream::open(&dek, &sealed).map_err(internal)?.to_vec()))
+                    });
+                    let mut bundle = this.write_body(parent.app, parent.data_type, records)?.ok_or_else(|| {
+                        ProviderError::Invalid(format!(
+                            "every user of bundle {} withdrew exchange consent; nothing can be delivered",
+                            parent.bundle_id
+                        ))
+                    })?;
+                    bundle.parent = Some(parent.bundle_id);
+                    bundle.excluded = excluded;
+                    this.inner
+                        .backend
+                        .store
+                        .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)
+                        .map_err(internal)?;
+                    info!(target: "provider", parent = %parent.bundle_id, bundle = %bundle.bundle_id, records = bundle.record_count, "derived bundle sealed");
+                    Ok::<_, ProviderError>(bundle)
+                })
+                .await
+                .map_err(internal)??
+            }
         };
-        // One atomic write: the bundle exists and its records are no longer pending.
-        let mut batch = store.batch();
-        batch.put(cf::PROVIDED, bundle_id.as_slice(), &bundle);
-        for key in &keys {
-            batch.delete(cf::RECORDS, key);
-        }
-        store.write(batch, Durability::Sync).map_err(internal)?;
-        info!(target: "provider", %bundle_id, records = record_count, size, "bundle sealed");
-        Ok(bundle)
+        self.register(bundle).await
     }
 
     /// Registers a sealed bundle on DataRegistry (idempotent), then serves and announces it.
@@ -471,7 +696,9 @@ impl Provider {
             .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)
             .map_err(internal)?;
         self.serve_bundle(&bundle);
-        self.announce(&bundle).await;
+        if bundle.parent.is_none() {
+            self.announce(&bundle).await;
+        }
         Ok(bundle)
     }
 
@@ -483,6 +710,7 @@ impl Provider {
         let Ok(bundles) = self.bundles() else { return };
         for bundle in bundles {
             match bundle.registered_block {
+                Some(_) if bundle.parent.is_some() => {}
                 Some(_) => self.announce(&bundle).await,
                 None => {
                     if let Err(e) = self.register(bundle).await {
@@ -665,10 +893,10 @@ impl Provider {
             Some(d) => d,
             None => {
                 let block = services.indexer.progress().indexed;
-                let mut wrapped = Vec::new();
+                let (mut wrapped, mut derived) = (Vec::new(), Vec::new());
                 for bundle_id in &offer.bundle_ids {
                     let bundle = self.provided(*bundle_id)?;
-                    let withdrawn = bundle
+                    let mut withdrawn: Vec<B256> = bundle
                         .users
                         .iter()
                         .filter(|user| {
@@ -677,19 +905,25 @@ impl Provider {
                                 .consent(**user, bundle.app, actions::EXCHANGE, bundle.data_type)
                                 .is_ok_and(|c| c.allowed_at(block))
                         })
-                        .count();
-                    if withdrawn > 0 {
-                        // Never their data: hold the delivery (the consumer is refunded after the window).
-                        return Err(ProviderError::Invalid(format!(
-                            "{withdrawn} user(s) of bundle {bundle_id} do not allow exchange at block {block}; not delivering"
-                        )));
-                    }
+                        .copied()
+                        .collect();
+                    let bundle = if withdrawn.is_empty() {
+                        bundle
+                    } else {
+                        // Never their data: deliver the bundle without their records.
+                        withdrawn.sort();
+                        withdrawn.dedup();
+                        info!(target: "provider", order = %order_id, bundle = %bundle_id, users = withdrawn.len(), "users withdrew exchange consent; delivering a derived bundle");
+                        let sub = self.derive(&bundle, withdrawn).await?;
+                        derived.push((*bundle_id, sub.bundle_id));
+                        sub
+                    };
                     let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
                     let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
                         .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
                     wrapped.push((*bundle_id, for_consumer));
                 }
-                let delivery = Delivery { wrapped, submitted: false };
+                let delivery = Delivery { wrapped, submitted: false, derived };
                 store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
                 delivery
             }
@@ -707,6 +941,7 @@ impl Provider {
                 order_id: order_id.to_vec(),
                 bundle_id: bundle_id.to_vec(),
                 wrapped_key: wrapped_key.clone(),
+                delivered_bundle_id: delivery.delivered(*bundle_id).map(|d| d.to_vec()).unwrap_or_default(),
             });
             network.request(peer, body).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         }
@@ -747,10 +982,16 @@ impl Provider {
             self.inner.backend.store.get(cf::META, &Self::delivery_key(order_id)).ok().flatten().ok_or_else(|| {
                 p2p::transfer::wire_error(wire::ErrorCode::Unavailable, "the key is not delivered yet; retry shortly")
             })?;
+        let delivered_bundle_id = delivery.delivered(bundle_id).map(|d| d.to_vec()).unwrap_or_default();
         let wrapped = delivery.wrapped.into_iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
             p2p::transfer::wire_error(wire::ErrorCode::NotFound, "the order does not cover this bundle")
         })?;
-        Ok(wire::KeyDelivery { order_id: order_id.to_vec(), bundle_id: bundle_id.to_vec(), wrapped_key: wrapped.1 })
+        Ok(wire::KeyDelivery {
+            order_id: order_id.to_vec(),
+            bundle_id: bundle_id.to_vec(),
+            wrapped_key: wrapped.1,
+            delivered_bundle_id,
+        })
     }
 }
 
@@ -766,7 +1007,8 @@ impl BundleSource for Provider {
         let served = self.inner.served.read().expect("served lock").get(&bundle).cloned().ok_or_else(|| {
             p2p::transfer::wire_error(wire::ErrorCode::NotFound, format!("this node does not provide bundle {bundle}"))
         })?;
-        let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, bundle));
+        let offered = self.provided(bundle).ok().and_then(|b| b.parent).unwrap_or(bundle);
+        let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, offered));
         if !ordered {
             return Err(p2p::transfer::wire_error(
                 wire::ErrorCode::Forbidden,

@@ -7,7 +7,7 @@ use super::{
     support::NodeProcess,
 };
 use airbloc_node::{
-    chain::contracts::{Consents, Exchange, Users, actions},
+    chain::contracts::{Consents, ControllerRegistry, Exchange, Users, actions},
     mined,
     p2p::{RequestError, transfer},
     test_utils::{deploy_local, dev_key, signing_provider, spawn_anvil_with},
@@ -30,15 +30,15 @@ use std::{collections::BTreeSet, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tonic::{codegen::InterceptedService, transport::Channel};
 
-type Authed = InterceptedService<Channel, airbloc_proto::BearerInterceptor>;
+pub(crate) type Authed = InterceptedService<Channel, airbloc_proto::BearerInterceptor>;
 
-fn channel(node: &NodeProcess) -> (Channel, airbloc_proto::BearerInterceptor) {
+pub(crate) fn channel(node: &NodeProcess) -> (Channel, airbloc_proto::BearerInterceptor) {
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://{}", node.runtime.grpc_addr)).unwrap().connect_lazy();
     (channel, airbloc_proto::bearer(&node.token()).unwrap())
 }
 
-fn node_client(node: &NodeProcess) -> NodeClient<Authed> {
+pub(crate) fn node_client(node: &NodeProcess) -> NodeClient<Authed> {
     let (c, a) = channel(node);
     NodeClient::with_interceptor(c, a)
 }
@@ -46,33 +46,39 @@ fn node_client(node: &NodeProcess) -> NodeClient<Authed> {
 const SCHEMA: &str = r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"integer","minimum":0},"device":{"type":"string"}}}"#;
 const RECORDS: u64 = 10_000;
 
-async fn wait_indexed(node: &NodeProcess, block: u64) {
+pub(crate) async fn wait_indexed(node: &NodeProcess, block: u64) {
     let mut client = node_client(node);
     while client.status(StatusRequest {}).await.unwrap().into_inner().indexed_block < block {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// A chain with the contracts, a bootnode, a provider and a consumer process, funded, with an
-/// app, a data type and three users (two allow collection and exchange).
-struct World {
-    anvil: alloy::node_bindings::AnvilInstance,
-    governor: alloy::providers::DynProvider,
-    deployment: airbloc_node::chain::Deployment,
-    dir: tempfile::TempDir,
+/// A chain with the contracts, a bootnode, a provider and a consumer process (and, when asked,
+/// an identity keeper registered as a controller), funded, with an app, a data type and three
+/// wallet users (two allow collection and exchange).
+pub(crate) struct World {
+    pub(crate) anvil: alloy::node_bindings::AnvilInstance,
+    pub(crate) governor: alloy::providers::DynProvider,
+    pub(crate) deployment: airbloc_node::chain::Deployment,
+    pub(crate) dir: tempfile::TempDir,
     _boot: NodeProcess,
     boot_addr: String,
-    provider_node: NodeProcess,
+    pub(crate) provider_node: NodeProcess,
     consumer_node: NodeProcess,
-    provider: ProviderClient<Authed>,
-    consumer: ConsumerClient<Authed>,
-    app_id: B256,
-    data_type_id: B256,
+    pub(crate) provider: ProviderClient<Authed>,
+    pub(crate) consumer: ConsumerClient<Authed>,
+    pub(crate) app_id: B256,
+    pub(crate) data_type_id: B256,
     users: Vec<B256>,
+    pub(crate) keeper_node: Option<NodeProcess>,
 }
 
 impl World {
     async fn new() -> Self {
+        Self::start(false).await
+    }
+
+    pub(crate) async fn start(with_keeper: bool) -> Self {
         let anvil = spawn_anvil_with(&["--block-time", "1"]);
         let (_, governor, deployment) = deploy_local(&anvil, false).await;
         let dir = tempfile::tempdir().unwrap();
@@ -85,6 +91,18 @@ impl World {
             &["--roles", "bootnode", "--chain.deployment", &deployment_arg],
         );
         let boot_addr = boot.runtime.p2p_addrs[0].clone();
+        let keeper_node = match with_keeper {
+            true => {
+                let keeper = Self::start_node(&dir, &rpc, &boot_addr, "keeper", "keeper");
+                let address: Address = keeper.runtime.address.parse().unwrap();
+                let tx = TransactionRequest::default().with_to(address).with_value(U256::from(10u128.pow(20)));
+                governor.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+                let registry = ControllerRegistry::new(deployment.address("ControllerRegistry").unwrap(), &governor);
+                mined!(registry.addController(address));
+                Some(keeper)
+            }
+            false => None,
+        };
         let mut world_nodes = Vec::new();
         for (name, role) in [("provider", "provider"), ("consumer", "consumer")] {
             let node = Self::start_node(&dir, &rpc, &boot_addr, name, role);
@@ -148,21 +166,30 @@ impl World {
             app_id,
             data_type_id,
             users,
+            keeper_node,
         }
     }
 
     fn start_node(dir: &tempfile::TempDir, rpc: &str, boot_addr: &str, name: &str, role: &str) -> NodeProcess {
         let deployment_arg = dir.path().join("deployment.json").display().to_string();
-        let args = [
-            "--roles",
-            role,
-            "--chain.deployment",
-            &deployment_arg,
-            "--chain.confirmations",
-            "0",
-            "--p2p.bootnodes",
-            boot_addr,
+        let mut args = vec![
+            "--roles".to_owned(),
+            role.to_owned(),
+            "--chain.deployment".to_owned(),
+            deployment_arg,
+            "--chain.confirmations".to_owned(),
+            "0".to_owned(),
+            "--p2p.bootnodes".to_owned(),
+            boot_addr.to_owned(),
         ];
+        // The provider signs users up through the keeper, when the world has one.
+        if role == "provider"
+            && let Ok(runtime) = std::fs::read_to_string(dir.path().join("keeper").join("node.json"))
+        {
+            let runtime: serde_json::Value = serde_json::from_str(&runtime).unwrap();
+            args.extend(["--provider.keeper".to_owned(), runtime["address"].as_str().unwrap().to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         NodeProcess::start(&dir.path().join(name), rpc, &args)
     }
 
@@ -183,7 +210,7 @@ impl World {
         }
     }
 
-    fn record(&self, i: u64) -> IngestRecord {
+    pub(crate) fn record(&self, i: u64) -> IngestRecord {
         IngestRecord {
             app_id: self.app_id.to_vec(),
             data_type_id: self.data_type_id.to_vec(),
@@ -194,15 +221,16 @@ impl World {
             } else {
                 format!(r#"{{"steps":{i},"device":"band-{}"}}"#, i % 5)
             },
+            ..Default::default()
         }
     }
 
     /// Whether record `i` of [`World::record`] is accepted.
-    fn accepted(i: u64) -> bool {
+    pub(crate) fn accepted(i: u64) -> bool {
         i % 3 != 2 && i % 13 != 0
     }
 
-    async fn seal_and_offer(&mut self, price: U256, delivery_window_secs: u64) -> (Vec<u8>, Vec<u8>) {
+    pub(crate) async fn seal_and_offer(&mut self, price: U256, delivery_window_secs: u64) -> (Vec<u8>, Vec<u8>) {
         let bundle = self
             .provider
             .seal_bundle(SealBundleRequest { app_id: self.app_id.to_vec(), data_type_id: self.data_type_id.to_vec() })
@@ -236,7 +264,7 @@ impl World {
         (bundle.bundle_id, offer.offer_id)
     }
 
-    async fn wait_order(
+    pub(crate) async fn wait_order(
         &mut self,
         order_id: &[u8],
         within: Duration,
@@ -255,7 +283,12 @@ impl World {
     }
 
     /// Downloads to `name` and returns the NDJSON lines as (user, collected_at, payload).
-    async fn download(&mut self, order_id: &[u8], bundle_id: &[u8], name: &str) -> BTreeSet<(String, u64, String)> {
+    pub(crate) async fn download(
+        &mut self,
+        order_id: &[u8],
+        bundle_id: &[u8],
+        name: &str,
+    ) -> BTreeSet<(String, u64, String)> {
         let output = self.dir.path().join(name);
         let mut progress = self
             .consumer
@@ -287,7 +320,7 @@ impl World {
     }
 }
 
-fn expected(records: &[&IngestRecord]) -> BTreeSet<(String, u64, String)> {
+pub(crate) fn expected(records: &[&IngestRecord]) -> BTreeSet<(String, u64, String)> {
     records
         .iter()
         .map(|r| {

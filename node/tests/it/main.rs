@@ -11,6 +11,7 @@ mod crypto;
 mod daemon;
 mod exchange;
 mod indexer;
+mod keeper;
 mod keystore;
 mod outbox;
 mod p2p;

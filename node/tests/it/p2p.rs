@@ -482,7 +482,7 @@ async fn malformed_frames_silent_streams_and_unknown_bundles_get_clear_errors() 
         .network
         .request(
             peer,
-            wire::request::Body::SignUp(wire::SignUpRequest { identity_hash: vec![1; 32], app_id: vec![2; 32] }),
+            wire::request::Body::SignUp(wire::SignUpRequest { identity_digest: vec![1; 32], app_id: vec![2; 32] }),
         )
         .await
         .unwrap_err();

@@ -105,6 +105,7 @@ async fn records_are_checked_stored_and_sealed_into_an_anchored_bundle() {
             user_id: if i == 999 { vec![1; 5] } else { user.to_vec() },
             collected_at_ms: 1_700_000_000_000 + i,
             payload_json: payload,
+            ..Default::default()
         }
     };
     let records: Vec<IngestRecord> = (0..1000).map(record).collect();
