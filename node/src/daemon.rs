@@ -412,6 +412,11 @@ fn start_roles(
             let resume = provider.clone();
             tasks.spawn(async move { resume.resume().await });
             tasks.spawn(provider.clone().run_deliveries(cancel.child_token()));
+            let policy = crate::roles::provider::SealPolicy {
+                max_records: config.provider.seal_records,
+                max_age: Duration::from_secs(config.provider.seal_age_secs),
+            };
+            tasks.spawn(provider.clone().run_sealing(policy, cancel.child_token()));
             requests.provider = Some(provider.clone());
             Some(crate::api::ProviderService::new(provider))
         }

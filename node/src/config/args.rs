@@ -86,6 +86,24 @@ pub struct ConfigArgs {
     #[arg(long = "provider.keeper", env = "AIRBLOC_PROVIDER_KEEPER", value_name = "ADDRESS", help_heading = "Roles")]
     pub provider_keeper: Option<alloy::primitives::Address>,
 
+    /// Seal pending records once this many wait for one app and data type (0: never).
+    #[arg(
+        long = "provider.seal-records",
+        env = "AIRBLOC_PROVIDER_SEAL_RECORDS",
+        value_name = "N",
+        help_heading = "Roles"
+    )]
+    pub provider_seal_records: Option<u64>,
+
+    /// Seal pending records once the oldest has waited this many seconds (0: never).
+    #[arg(
+        long = "provider.seal-age-secs",
+        env = "AIRBLOC_PROVIDER_SEAL_AGE_SECS",
+        value_name = "SECS",
+        help_heading = "Roles"
+    )]
+    pub provider_seal_age_secs: Option<u64>,
+
     #[arg(long = "api.grpc-addr", env = "AIRBLOC_API_GRPC_ADDR", value_name = "ADDR", help_heading = "API")]
     pub api_grpc_addr: Option<SocketAddr>,
 
@@ -138,6 +156,8 @@ impl ConfigArgs {
         if self.provider_keeper.is_some() {
             config.provider.keeper = self.provider_keeper;
         }
+        set(&mut config.provider.seal_records, &self.provider_seal_records);
+        set(&mut config.provider.seal_age_secs, &self.provider_seal_age_secs);
         set(&mut config.api.grpc_addr, &self.api_grpc_addr);
         set(&mut config.api.token_file, &self.api_token_file);
         set(&mut config.metrics.enabled, &self.metrics_enabled);

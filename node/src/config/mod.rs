@@ -68,11 +68,21 @@ pub struct Config {
 }
 
 /// The provider role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Node address (0x…) of the identity keeper users without wallets are signed up through.
     pub keeper: Option<alloy::primitives::Address>,
+    /// Seal an app's pending records of one data type once this many are waiting (0: never).
+    pub seal_records: u64,
+    /// Seal pending records once the oldest has waited this long, in seconds (0: never).
+    pub seal_age_secs: u64,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self { keeper: None, seal_records: 100_000, seal_age_secs: 0 }
+    }
 }
 
 impl Default for Config {

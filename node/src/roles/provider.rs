@@ -154,6 +154,22 @@ struct Inner {
     served: RwLock<HashMap<B256, ServedBundle>>,
     sealing: tokio::sync::Mutex<()>,
     keeper: std::sync::OnceLock<Address>,
+    /// Pending records per (app, data type): how many, and since when.
+    pending: std::sync::Mutex<HashMap<(B256, B256), Pending>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    count: u64,
+    since: std::time::Instant,
+}
+
+/// When pending records are sealed without being asked (`provider.seal_records`,
+/// `provider.seal_age_secs`); zero turns a trigger off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealPolicy {
+    pub max_records: u64,
+    pub max_age: std::time::Duration,
 }
 
 impl std::fmt::Debug for Provider {
@@ -188,11 +204,20 @@ impl Provider {
                 served: RwLock::default(),
                 sealing: tokio::sync::Mutex::new(()),
                 keeper: std::sync::OnceLock::new(),
+                pending: std::sync::Mutex::default(),
             }),
         };
         for bundle in provider.bundles()? {
             provider.serve_bundle(&bundle);
         }
+        // What was pending before a restart counts from now.
+        let mut groups: HashMap<(B256, B256), Pending> = HashMap::new();
+        for row in provider.inner.backend.store.scan_prefix(cf::RECORDS, &[]) {
+            let (key, _) = row.map_err(internal)?;
+            let group = (B256::from_slice(&key[..32]), B256::from_slice(&key[32..64]));
+            groups.entry(group).or_insert(Pending { count: 0, since: std::time::Instant::now() }).count += 1;
+        }
+        *provider.inner.pending.lock().expect("pending lock") = groups;
         Ok(provider)
     }
 
@@ -519,6 +544,14 @@ impl Provider {
         }
         if !batch.is_empty() {
             store.write(batch, Durability::Sync).map_err(internal)?;
+            let mut pending = self.inner.pending.lock().expect("pending lock");
+            for (record, verdict) in records.iter().zip(&verdicts) {
+                if *verdict == Verdict::Accepted {
+                    let now = std::time::Instant::now();
+                    pending.entry((record.app, record.data_type)).or_insert(Pending { count: 0, since: now }).count +=
+                        1;
+                }
+            }
         }
         Ok(verdicts)
     }
@@ -535,7 +568,59 @@ impl Provider {
         let this = self.clone();
         let bundle =
             tokio::task::spawn_blocking(move || this.write_bundle(app, data_type)).await.map_err(internal)??;
+        // Records that arrived while sealing stay pending.
+        let left = self.pending(app, data_type)?;
+        self.set_pending(app, data_type, left);
         self.register(bundle).await
+    }
+
+    fn set_pending(&self, app: B256, data_type: B256, count: u64) {
+        let mut pending = self.inner.pending.lock().expect("pending lock");
+        match count {
+            0 => pending.remove(&(app, data_type)),
+            count => pending.insert((app, data_type), Pending { count, since: std::time::Instant::now() }),
+        };
+    }
+
+    /// Seals pending records on its own when a group reaches the policy's record count or age.
+    pub async fn run_sealing(self, policy: SealPolicy, cancel: tokio_util::sync::CancellationToken) {
+        if policy.max_records == 0 && policy.max_age.is_zero() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+            if self.inner.backend.services().is_none() {
+                continue;
+            }
+            let due: Vec<(B256, B256)> = self
+                .inner
+                .pending
+                .lock()
+                .expect("pending lock")
+                .iter()
+                .filter(|(_, p)| {
+                    (policy.max_records > 0 && p.count >= policy.max_records)
+                        || (!policy.max_age.is_zero() && p.since.elapsed() >= policy.max_age)
+                })
+                .map(|(group, _)| *group)
+                .collect();
+            for (app, data_type) in due {
+                match self.seal(app, data_type).await {
+                    Ok(bundle) => {
+                        info!(target: "provider", bundle = %bundle.bundle_id, records = bundle.record_count, "sealed by policy")
+                    }
+                    Err(e) => {
+                        warn!(target: "provider", %app, %data_type, error = %e, "sealing by policy failed; retrying");
+                        // Do not retry at once: count the group from now.
+                        let left = self.pending(app, data_type).unwrap_or_default();
+                        self.set_pending(app, data_type, left);
+                    }
+                }
+            }
+        }
     }
 
     fn write_bundle(&self, app: B256, data_type: B256) -> Result<ProvidedBundle, ProviderError> {

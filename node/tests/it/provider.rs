@@ -157,4 +157,60 @@ async fn records_are_checked_stored_and_sealed_into_an_anchored_bundle() {
     // Bad ids are named.
     let err = provider.seal_bundle(SealBundleRequest { app_id: vec![1], data_type_id: vec![] }).await.unwrap_err();
     assert!(err.message().contains("app_id must be 32 bytes"), "{}", err.message());
+
+    // Sealing by policy: at 100 pending records, and when the oldest has waited 2 s.
+    drop(node);
+    let node = NodeProcess::start(
+        &dir.path().join("provider"),
+        &anvil.endpoint(),
+        &[
+            "--roles",
+            "provider",
+            "--chain.deployment",
+            deployment_file.to_str().unwrap(),
+            "--chain.confirmations",
+            "0",
+            "--provider.seal-records",
+            "100",
+            "--provider.seal-age-secs",
+            "2",
+        ],
+    );
+    let (mut provider, _) = clients(&node);
+    let fresh = |from: u64, n: u64| -> Vec<IngestRecord> {
+        (from..from + n)
+            .map(|i| IngestRecord {
+                app_id: app_id.to_vec(),
+                data_type_id: data_type_id.to_vec(),
+                user_id: alice.to_vec(),
+                collected_at_ms: 1_800_000_000_000 + i,
+                payload_json: format!(r#"{{"temp":{i}}}"#),
+                ..Default::default()
+            })
+            .collect()
+    };
+    let client = provider.clone();
+    let wait_bundles = move |count: usize| {
+        let mut provider = client.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let bundles = provider.list_bundles(ListBundlesRequest {}).await.unwrap().into_inner().bundles;
+                if bundles.len() >= count && bundles.iter().all(|b| b.registered_block > 0) {
+                    return bundles;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "no bundle sealed by policy: {bundles:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let summary = provider.ingest(futures::stream::iter(fresh(0, 150))).await.unwrap().into_inner();
+    assert_eq!(summary.accepted, 150);
+    let bundles = wait_bundles(2).await;
+    assert!(bundles.iter().any(|b| b.record_count == 150), "{bundles:?}");
+    let started = std::time::Instant::now();
+    provider.ingest(futures::stream::iter(fresh(150, 5))).await.unwrap();
+    let bundles = wait_bundles(3).await;
+    assert!(bundles.iter().any(|b| b.record_count == 5), "{bundles:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "sealed by age, not before");
 }
