@@ -239,15 +239,16 @@ impl provider_server::Provider for ProviderService {
         let price_wei = request.price_wei.parse().map_err(|e| {
             Status::invalid_argument(format!("price_wei `{}` is not a decimal amount: {e}", request.price_wei))
         })?;
-        let consumer = match request.consumer.as_str() {
-            "" => alloy::primitives::Address::ZERO,
-            text => text
-                .parse()
-                .map_err(|e| Status::invalid_argument(format!("consumer `{text}` is not an address: {e}")))?,
+        let address = |text: &str, what: &str| match text {
+            "" => Ok(alloy::primitives::Address::ZERO),
+            text => {
+                text.parse().map_err(|e| Status::invalid_argument(format!("{what} `{text}` is not an address: {e}")))
+            }
         };
         let terms = OfferTerms {
             bundles,
-            consumer,
+            consumer: address(&request.consumer, "consumer")?,
+            token: address(&request.token, "token")?,
             price_wei,
             delivery_window_secs: request.delivery_window_secs,
             dispute_window_secs: request.dispute_window_secs,

@@ -64,6 +64,20 @@ sol!(
     "../contracts/artifacts/TestToken.json"
 );
 
+sol! {
+    /// The ERC-20 calls the node and the CLI make (payment tokens of offers, wallet balances).
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    interface IERC20 {
+        function approve(address spender, uint256 amount) external returns (bool);
+        function allowance(address owner, address spender) external view returns (uint256);
+        function balanceOf(address account) external view returns (uint256);
+        function transfer(address to, uint256 amount) external returns (bool);
+        function decimals() external view returns (uint8);
+        function symbol() external view returns (string);
+    }
+}
+
 /// Role bits of `NodeRegistry`.
 pub mod roles {
     pub const PROVIDER: u8 = 1;

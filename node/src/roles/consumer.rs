@@ -214,20 +214,30 @@ impl Consumer {
         if offer.status != "open" {
             return Err(ConsumerError::Invalid(format!("offer {offer_id} is {}", offer.status)));
         }
-        if offer.token != Address::ZERO {
-            return Err(ConsumerError::Invalid(
-                "offers priced in ERC-20 tokens are not supported by this node yet".into(),
-            ));
-        }
         let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let value = match offer.token {
+            Address::ZERO => offer.price,
+            token => {
+                // The exchange pulls the price from this node's token balance.
+                let approve = crate::chain::contracts::IERC20::approveCall { spender: exchange, amount: offer.price }
+                    .abi_encode();
+                let call = Call {
+                    to: token,
+                    data: approve.into(),
+                    value: U256::ZERO,
+                    label: format!("allow the exchange {} of token {token} for offer {offer_id}", offer.price),
+                };
+                self.transact(format!("order:approve:{offer_id}"), call).await?;
+                U256::ZERO
+            }
+        };
         let data = Exchange::orderCall {
             offerId: offer_id,
             consumerPublicKey: self.inner.key.public_key_uncompressed().to_vec().into(),
         }
         .abi_encode();
         let id = format!("order:place:{offer_id}");
-        let call =
-            Call { to: exchange, data: data.into(), value: offer.price, label: format!("order offer {offer_id}") };
+        let call = Call { to: exchange, data: data.into(), value, label: format!("order offer {offer_id}") };
         self.transact(id.clone(), call).await?;
         let me = self.address();
         let (order_id, _) = services

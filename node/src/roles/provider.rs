@@ -117,6 +117,9 @@ pub struct OfferTerms {
     pub bundles: Vec<B256>,
     /// Only this consumer may order; zero for anyone.
     pub consumer: Address,
+    /// Payment token; zero for ETH.
+    pub token: Address,
+    /// Price in the token's smallest unit (wei for ETH).
     pub price_wei: U256,
     pub delivery_window_secs: u64,
     pub dispute_window_secs: u64,
@@ -904,7 +907,7 @@ impl Provider {
         let call_terms = Exchange::OfferTerms {
             bundleIds: terms.bundles.clone(),
             consumer: terms.consumer,
-            token: Address::ZERO,
+            token: terms.token,
             price: terms.price_wei,
             deliveryWindow: terms.delivery_window_secs,
             disputeWindow: terms.dispute_window_secs,
@@ -925,6 +928,7 @@ impl Provider {
                     && o.bundle_ids == terms.bundles
                     && o.expires_at == expires_at
                     && o.price == terms.price_wei
+                    && o.token == terms.token
             })
             .map(|(id, _)| id)
             .ok_or_else(|| internal("the offer was mined but is not in the index"))?;

@@ -64,7 +64,7 @@ pub(crate) struct World {
     _boot: NodeProcess,
     boot_addr: String,
     pub(crate) provider_node: NodeProcess,
-    consumer_node: NodeProcess,
+    pub(crate) consumer_node: NodeProcess,
     pub(crate) provider: ProviderClient<Authed>,
     pub(crate) consumer: ConsumerClient<Authed>,
     pub(crate) app_id: B256,
@@ -80,7 +80,7 @@ impl World {
 
     pub(crate) async fn start(with_keeper: bool) -> Self {
         let anvil = spawn_anvil_with(&["--block-time", "1"]);
-        let (_, governor, deployment) = deploy_local(&anvil, false).await;
+        let (_, governor, deployment) = deploy_local(&anvil, true).await;
         let dir = tempfile::tempdir().unwrap();
         deployment.save(&dir.path().join("deployment.json")).unwrap();
         let rpc = anvil.endpoint();
@@ -231,6 +231,16 @@ impl World {
     }
 
     pub(crate) async fn seal_and_offer(&mut self, price: U256, delivery_window_secs: u64) -> (Vec<u8>, Vec<u8>) {
+        self.seal_and_offer_in(price, delivery_window_secs, "").await
+    }
+
+    /// Seals the pending records and offers them priced in `token` (empty for ETH).
+    pub(crate) async fn seal_and_offer_in(
+        &mut self,
+        price: U256,
+        delivery_window_secs: u64,
+        token: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
         let bundle = self
             .provider
             .seal_bundle(SealBundleRequest { app_id: self.app_id.to_vec(), data_type_id: self.data_type_id.to_vec() })
@@ -246,6 +256,7 @@ impl World {
                 delivery_window_secs,
                 dispute_window_secs: 3600,
                 expires_in_secs: 3600,
+                token: token.to_owned(),
             })
             .await
             .unwrap()

@@ -4,7 +4,10 @@
 //! account is handed over to a wallet.
 
 use super::exchange::{World, channel};
-use airbloc_node::test_utils::dev_key;
+use airbloc_node::{
+    chain::contracts::{Exchange, TestToken},
+    test_utils::dev_key,
+};
 use airbloc_proto::v1::{
     ConsentChange, Grant, IdentityRequest, IngestRecord, OrderAction, PlaceOrderRequest, ProviderSignUpRequest,
     RequestConsentsRequest, SetConsentsRequest, SetPolicyRequest, UnlockRequest, keeper_client::KeeperClient,
@@ -109,8 +112,12 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
     assert_eq!(summary.accepted, (0..2000).filter(|i| valid(*i)).count() as u64);
     assert!(summary.rejected.iter().any(|r| r.index == 2000 && r.message.contains("SignUp")), "{summary:?}");
 
-    let price = U256::from(10u64.pow(15));
-    let (bundle_id, offer_id) = w.seal_and_offer(price, 3600).await;
+    // Priced in an ERC-20: the consumer holds some of the test token.
+    let token = w.deployment.address("TestToken").unwrap();
+    let consumer_address: alloy::primitives::Address = w.consumer_node.runtime.address.parse().unwrap();
+    let price = U256::from(250u64) * U256::from(10u64.pow(18));
+    airbloc_node::mined!(TestToken::new(token, &w.governor).mint(consumer_address, price * U256::from(2u64)));
+    let (bundle_id, offer_id) = w.seal_and_offer_in(price, 3600, &token.to_string()).await;
 
     // Carol withdraws exchange consent through the keeper before anyone orders.
     let revoked = keeper
@@ -141,6 +148,11 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected, "exactly the records of users who still allow exchange");
     w.consumer.settle(OrderAction { order_id: order.order_id.clone() }).await.unwrap();
+    let exchange = Exchange::new(w.deployment.address("Exchange").unwrap(), &w.governor);
+    let provider_address: alloy::primitives::Address = w.provider_node.runtime.address.parse().unwrap();
+    assert_eq!(exchange.credits(provider_address, token).call().await.unwrap(), price, "paid in the token");
+    let token_balance = TestToken::new(token, &w.governor).balanceOf(consumer_address).call().await.unwrap();
+    assert_eq!(token_balance, price, "the consumer paid exactly the price");
 
     // Alice asks for her data: the keeper collects it from the provider.
     let export = keeper
