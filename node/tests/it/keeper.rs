@@ -3,7 +3,7 @@
 //! exchange consent keeps that user's records out of a sale, a user gets their own data, and an
 //! account is handed over to a wallet.
 
-use super::exchange::{World, channel};
+use super::world::{World, channel};
 use airbloc_node::{
     chain::contracts::{Exchange, TestToken},
     test_utils::dev_key,
@@ -125,7 +125,7 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
         .await
         .unwrap()
         .into_inner();
-    super::exchange::wait_indexed(&w.provider_node, revoked.block).await;
+    super::world::wait_indexed(&w.provider_node, revoked.block).await;
     let history = keeper.list_consents(IdentityRequest { identity: identities[2].into() }).await.unwrap().into_inner();
     let exchange = history.consents.iter().find(|c| c.action == EXCHANGE).unwrap();
     assert_eq!(exchange.history.iter().map(|e| e.allowed).collect::<Vec<_>>(), [true, false]);

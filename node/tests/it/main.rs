@@ -18,3 +18,4 @@ mod p2p;
 mod provider;
 mod store;
 mod support;
+mod world;
