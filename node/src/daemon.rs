@@ -396,6 +396,9 @@ fn start_roles(
 ) -> Result<crate::api::RoleServices, NodeError> {
     use crate::roles::{consumer::Consumer, consumer::RoleRequests, keeper::Keeper, provider::Provider};
     let mut requests = RoleRequests::default();
+    if has_deployment {
+        requests.schemas = Some(crate::roles::schemas::Schemas::new(backend.clone()));
+    }
     for role in [Role::Provider, Role::Consumer, Role::Keeper] {
         if config.has_role(role) && !has_deployment {
             warn!(target: "node", ?role, "this role needs chain.deployment; its API is off");

@@ -130,7 +130,11 @@ impl provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::AddSchemaResponse>, Status> {
         let request = request.into_inner();
         let data_type = id32(&request.data_type_id, "data_type_id").map_err(Status::invalid_argument)?;
-        let hash = self.provider.add_schema(data_type, &request.schema_json).map_err(status)?;
+        let hash = match request.schema_json.is_empty() {
+            true => self.provider.fetch_schema(data_type).await,
+            false => self.provider.add_schema(data_type, &request.schema_json),
+        }
+        .map_err(status)?;
         Ok(Response::new(pb::AddSchemaResponse { schema_hash: hash.to_vec() }))
     }
 

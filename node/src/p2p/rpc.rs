@@ -27,6 +27,7 @@ pub fn unsupported(body: &wire::request::Body) -> wire::Error {
         wire::request::Body::KeyDelivery(_) => "key delivery (consumer role)",
         wire::request::Body::KeyRequest(_) => "key requests (provider role)",
         wire::request::Body::Records(_) => "record export (provider role)",
+        wire::request::Body::Schema(_) => "schemas (needs chain.deployment)",
     };
     wire_error(wire::ErrorCode::NotFound, format!("this node does not serve {what}"))
 }

@@ -477,6 +477,7 @@ pub struct RoleRequests {
     pub provider: Option<super::provider::Provider>,
     pub consumer: Option<Consumer>,
     pub keeper: Option<super::keeper::Keeper>,
+    pub schemas: Option<super::schemas::Schemas>,
 }
 
 impl p2p::RequestHandler for RoleRequests {
@@ -487,6 +488,9 @@ impl p2p::RequestHandler for RoleRequests {
     ) -> futures::future::BoxFuture<'static, p2p::rpc::HandlerResult> {
         let this = self.clone();
         Box::pin(async move {
+            if let (wire::request::Body::Schema(request), Some(schemas)) = (&body, &this.schemas) {
+                return schemas.answer(request).map(wire::response::Body::Schema).map_err(|e| e.to_wire());
+            }
             match (body, &this.provider, &this.consumer, &this.keeper) {
                 (wire::request::Body::KeyDelivery(delivery), _, Some(consumer), _) => consumer
                     .accept_key(&peer, delivery)

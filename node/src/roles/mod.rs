@@ -4,12 +4,14 @@
 //! - [`provider`] — registry calls, record ingestion, bundles, offers, key delivery.
 //! - [`consumer`] — catalog, orders, verified downloads, settlement.
 //! - [`keeper`] — accounts, consents and exports for users without wallets.
+//! - [`schemas`] — data type schemas by hash, served to and fetched from peers.
 //! - [`body`] — the bundle body format both sides read and write.
 
 pub mod body;
 pub mod consumer;
 pub mod keeper;
 pub mod provider;
+pub mod schemas;
 
 use crate::backend::TransactError;
 

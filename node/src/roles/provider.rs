@@ -422,13 +422,14 @@ impl Provider {
             .map_err(|e| ProviderError::Invalid(format!("the schema is not JSON: {e}")))?;
         jsonschema::validator_for(&schema)
             .map_err(|e| ProviderError::Invalid(format!("not a valid JSON Schema: {e}")))?;
-        let hash = keccak256(schema_json.as_bytes());
-        self.inner
-            .backend
-            .store
-            .put_raw(cf::SCHEMAS, hash.as_slice(), schema_json.as_bytes(), Durability::Sync)
-            .map_err(internal)?;
-        Ok(hash)
+        super::schemas::Schemas::new(self.inner.backend.clone()).keep(schema_json)
+    }
+
+    /// Fetches the schema of a data type registered elsewhere from the network (by its on-chain
+    /// hash) and keeps it.
+    pub async fn fetch_schema(&self, data_type: B256) -> Result<B256, ProviderError> {
+        let (_, schema_json) = super::schemas::Schemas::new(self.inner.backend.clone()).of_data_type(data_type).await?;
+        self.add_schema(data_type, &schema_json)
     }
 
     /// Keeps the schema of a data type registered elsewhere, checked against its on-chain hash.

@@ -13,7 +13,10 @@ use airbloc_node::{
 };
 use airbloc_proto::{
     p2p::v1 as wire,
-    v1::{CatalogRequest, DownloadRequest, GetOrderRequest, IngestRecord, OrderAction, PlaceOrderRequest},
+    v1::{
+        CatalogRequest, DownloadRequest, GetDataTypeRequest, GetOrderRequest, IngestRecord, OrderAction,
+        PlaceOrderRequest,
+    },
 };
 use alloy::primitives::{Address, U256};
 use std::time::Duration;
@@ -46,6 +49,14 @@ async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(entry.record_count, accepted.len() as u64);
+    // The data type's schema comes from the network, checked against its on-chain hash.
+    let data_type = w
+        .consumer
+        .get_data_type(GetDataTypeRequest { data_type_id: entry.data_type_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((data_type.name.as_str(), data_type.schema_json.as_str()), ("daily-steps", super::world::SCHEMA));
     assert_eq!(entry.offers[0].offer_id, offer_id);
     assert_eq!(entry.offers[0].price_wei, price.to_string());
     let order = w.consumer.place_order(PlaceOrderRequest { offer_id: offer_id.clone() }).await.unwrap().into_inner();

@@ -37,7 +37,7 @@ pub(crate) fn node_client(node: &NodeProcess) -> NodeClient<Authed> {
     NodeClient::with_interceptor(c, a)
 }
 
-const SCHEMA: &str = r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"integer","minimum":0},"device":{"type":"string"}}}"#;
+pub(crate) const SCHEMA: &str = r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"integer","minimum":0},"device":{"type":"string"}}}"#;
 
 pub(crate) async fn wait_indexed(node: &NodeProcess, block: u64) {
     let mut client = node_client(node);
