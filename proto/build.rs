@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "airbloc/v1/provider.proto",
     "airbloc/v1/consumer.proto",
     "airbloc/v1/keeper.proto",
+    "airbloc/v1/registry.proto",
     "airbloc/p2p/v1/messages.proto",
 ];
 

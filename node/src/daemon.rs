@@ -443,5 +443,6 @@ fn start_roles(
         false => None,
     };
     network.set_request_handler(Arc::new(requests));
-    Ok(crate::api::RoleServices { provider, consumer, keeper })
+    let registry = has_deployment.then(|| crate::api::RegistryService::new(backend.clone()));
+    Ok(crate::api::RoleServices { registry, provider, consumer, keeper })
 }

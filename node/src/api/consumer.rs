@@ -153,20 +153,4 @@ impl consumer_server::Consumer for ConsumerService {
         let (view, tx) = self.consumer.refund(order).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
-
-    async fn get_data_type(
-        &self,
-        request: Request<pb::GetDataTypeRequest>,
-    ) -> Result<Response<pb::DataTypeInfo>, Status> {
-        let data_type = arg(id32(&request.into_inner().data_type_id, "data_type_id"))?;
-        let schemas = crate::roles::schemas::Schemas::new(self.backend.clone());
-        let (row, schema_json) = schemas.of_data_type(data_type).await.map_err(status)?;
-        Ok(Response::new(pb::DataTypeInfo {
-            data_type_id: data_type.to_vec(),
-            name: row.name,
-            owner: row.owner.to_string(),
-            schema_hash: row.schema_hash.to_vec(),
-            schema_json,
-        }))
-    }
 }

@@ -71,6 +71,28 @@ fn account(view: &AccountView) -> pb::Account {
     }
 }
 
+/// Consents with their histories, as the API returns them.
+pub(crate) fn consents_to_proto(
+    consents: impl Iterator<Item = (B256, u8, B256, crate::chain::state::ConsentRow)>,
+) -> pb::ListConsentsResponse {
+    pb::ListConsentsResponse {
+        consents: consents
+            .map(|(app, action, data_type, row)| pb::ConsentState {
+                app_id: app.to_vec(),
+                action: action.into(),
+                data_type_id: data_type.to_vec(),
+                allowed: row.history.last().is_some_and(|(_, allowed)| *allowed),
+                set_by_user: row.set_by_user,
+                history: row
+                    .history
+                    .iter()
+                    .map(|(block, allowed)| pb::ConsentEntry { block: *block, allowed: *allowed })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl keeper_server::Keeper for KeeperService {
     async fn sign_up(&self, request: Request<pb::KeeperSignUpRequest>) -> Result<Response<pb::Account>, Status> {
@@ -113,24 +135,7 @@ impl keeper_server::Keeper for KeeperService {
         request: Request<pb::IdentityRequest>,
     ) -> Result<Response<pb::ListConsentsResponse>, Status> {
         let consents = self.keeper.consents(&request.into_inner().identity).map_err(status)?;
-        Ok(Response::new(pb::ListConsentsResponse {
-            consents: consents
-                .into_iter()
-                .map(|c| pb::ConsentState {
-                    app_id: c.app.to_vec(),
-                    action: c.action.into(),
-                    data_type_id: c.data_type.to_vec(),
-                    allowed: c.row.history.last().is_some_and(|(_, allowed)| *allowed),
-                    set_by_user: c.row.set_by_user,
-                    history: c
-                        .row
-                        .history
-                        .iter()
-                        .map(|(block, allowed)| pb::ConsentEntry { block: *block, allowed: *allowed })
-                        .collect(),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(consents_to_proto(consents.into_iter().map(|c| (c.app, c.action, c.data_type, c.row)))))
     }
 
     async fn unlock(&self, request: Request<pb::UnlockRequest>) -> Result<Response<pb::Account>, Status> {

@@ -10,21 +10,24 @@ mod consumer;
 mod keeper;
 mod node;
 mod provider;
+mod registry;
 
 pub use admin::AdminService;
 pub use consumer::ConsumerService;
 pub use keeper::KeeperService;
 pub use node::{NodeInfo, NodeService};
 pub use provider::ProviderService;
+pub use registry::RegistryService;
 
 use airbloc_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, keeper_server::KeeperServer, node_server::NodeServer,
-    provider_server::ProviderServer,
+    provider_server::ProviderServer, registry_server::RegistryServer,
 };
 
 /// The services of the roles a node runs; `None` for a role that is off.
 #[derive(Debug, Default)]
 pub struct RoleServices {
+    pub registry: Option<RegistryService>,
     pub provider: Option<ProviderService>,
     pub consumer: Option<ConsumerService>,
     pub keeper: Option<KeeperService>,
@@ -74,7 +77,10 @@ impl BoundApi {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<NodeServer<NodeService>>().await;
         health_reporter.set_serving::<AdminServer<AdminService>>().await;
-        let RoleServices { provider, consumer, keeper } = roles;
+        let RoleServices { registry, provider, consumer, keeper } = roles;
+        if registry.is_some() {
+            health_reporter.set_serving::<RegistryServer<RegistryService>>().await;
+        }
         if provider.is_some() {
             health_reporter.set_serving::<ProviderServer<ProviderService>>().await;
         }
@@ -101,6 +107,7 @@ impl BoundApi {
             .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
             .add_service(InterceptedService::new(NodeServer::new(node), auth.clone()))
             .add_service(InterceptedService::new(AdminServer::new(admin), auth.clone()))
+            .add_optional_service(registry.map(|r| InterceptedService::new(RegistryServer::new(r), auth.clone())))
             .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth.clone())))
             .add_optional_service(consumer.map(|c| InterceptedService::new(ConsumerServer::new(c), auth.clone())))
             .add_optional_service(keeper.map(|k| InterceptedService::new(KeeperServer::new(k), auth)))

@@ -92,7 +92,7 @@ impl Node for NodeService {
 }
 
 /// NodeRegistry role bits as API roles.
-fn roles_of(bits: u8) -> Vec<i32> {
+pub(crate) fn roles_of(bits: u8) -> Vec<i32> {
     [
         (roles::PROVIDER, pb::Role::Provider),
         (roles::CONSUMER, pb::Role::Consumer),

@@ -175,6 +175,21 @@ impl ChainState {
             .collect()
     }
 
+    /// Every consent of a user: (app, action, data type, history).
+    pub fn consents_of(&self, user: B256) -> Result<Vec<(B256, u8, B256, ConsentRow)>, StoreError> {
+        self.store
+            .scan_prefix(cf::CONSENTS, user.as_slice())
+            .filter_map(|row| match row {
+                Ok((key, _)) if key.len() != 97 => None,
+                Ok((key, value)) => Some(
+                    crate::store::decode(cf::CONSENTS, &key, &value)
+                        .map(|row| (B256::from_slice(&key[32..64]), key[64], B256::from_slice(&key[65..97]), row)),
+                ),
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
+    }
+
     /// Every NodeRegistry entry, by address.
     pub fn nodes(&self) -> Result<Vec<(Address, NodeRow)>, StoreError> {
         self.store

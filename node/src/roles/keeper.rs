@@ -307,22 +307,8 @@ impl Keeper {
     /// Every consent of an identity's account, as indexed.
     pub fn consents(&self, identity: &str) -> Result<Vec<ConsentState>, RoleError> {
         let user = self.account(identity)?.account.user;
-        let store = &self.inner.backend.store;
-        store
-            .scan_prefix(cf::CONSENTS, user.as_slice())
-            .map(|row| {
-                let (key, value) = row.map_err(internal)?;
-                if key.len() != 97 {
-                    return Err(internal("malformed consent key in the index"));
-                }
-                Ok(ConsentState {
-                    app: B256::from_slice(&key[32..64]),
-                    action: key[64],
-                    data_type: B256::from_slice(&key[65..97]),
-                    row: crate::store::decode(cf::CONSENTS, &key, &value).map_err(internal)?,
-                })
-            })
-            .collect()
+        let rows = self.services()?.state.consents_of(user).map_err(internal)?;
+        Ok(rows.into_iter().map(|(app, action, data_type, row)| ConsentState { app, action, data_type, row }).collect())
     }
 
     /// Hands the account over to the user's wallet.

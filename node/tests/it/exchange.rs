@@ -13,10 +13,7 @@ use airbloc_node::{
 };
 use airbloc_proto::{
     p2p::v1 as wire,
-    v1::{
-        CatalogRequest, DownloadRequest, GetDataTypeRequest, GetOrderRequest, IngestRecord, OrderAction,
-        PlaceOrderRequest,
-    },
+    v1::{CatalogRequest, DataTypeRef, DownloadRequest, GetOrderRequest, IngestRecord, OrderAction, PlaceOrderRequest},
 };
 use alloy::primitives::{Address, U256};
 use std::time::Duration;
@@ -50,9 +47,9 @@ async fn a_record_goes_from_provider_to_a_paying_consumer_decrypted_and_verified
     };
     assert_eq!(entry.record_count, accepted.len() as u64);
     // The data type's schema comes from the network, checked against its on-chain hash.
-    let data_type = w
-        .consumer
-        .get_data_type(GetDataTypeRequest { data_type_id: entry.data_type_id.clone() })
+    let (c, a) = super::world::channel(&w.consumer_node);
+    let data_type = airbloc_proto::v1::registry_client::RegistryClient::with_interceptor(c, a)
+        .get_data_type(DataTypeRef { data_type_id: entry.data_type_id.clone(), name: String::new() })
         .await
         .unwrap()
         .into_inner();
