@@ -1,27 +1,14 @@
 //! `airbloc node …`: calls on a running node over gRPC.
 
-use crate::{Failure, exit};
+use crate::{
+    Failure,
+    client::{Connection, status_failure},
+};
 use airbloc_proto::v1::{
     ListTransactionsRequest, Role, StatusRequest, Transaction, TransactionId, admin_client::AdminClient,
     node_client::NodeClient,
 };
-use clap::{Args, Subcommand};
-use std::path::PathBuf;
-
-/// How to reach a node: its data dir (endpoint and token are read from `node.json` and
-/// `api.token` there), or an explicit endpoint and token file.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct Connection {
-    /// Data dir of a local node.
-    #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR")]
-    pub datadir: Option<PathBuf>,
-    /// gRPC endpoint, e.g. http://127.0.0.1:9640 (default: from the data dir).
-    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL")]
-    pub grpc: Option<String>,
-    /// File holding the node's bearer token (default: from the data dir).
-    #[arg(long, env = "AIRBLOC_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-}
+use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
@@ -53,7 +40,7 @@ pub(crate) enum NodeCommand {
     },
 }
 
-fn role_name(role: i32) -> &'static str {
+pub(crate) fn role_name(role: i32) -> &'static str {
     match Role::try_from(role) {
         Ok(Role::Provider) => "provider",
         Ok(Role::Consumer) => "consumer",
@@ -61,73 +48,6 @@ fn role_name(role: i32) -> &'static str {
         Ok(Role::Bootnode) => "bootnode",
         _ => "unknown",
     }
-}
-
-#[derive(serde::Deserialize)]
-struct RuntimeInfo {
-    grpc_addr: String,
-    token_file: PathBuf,
-}
-
-impl Connection {
-    async fn channel(&self) -> Result<(tonic::transport::Channel, String), Failure> {
-        let runtime = match &self.datadir {
-            Some(dir) => {
-                let path = dir.join("node.json");
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    Failure::new(
-                        exit::NODE_UNREACHABLE,
-                        format!(
-                            "no running node at {} ({e}) — is airblocd running with --datadir {}?",
-                            path.display(),
-                            dir.display()
-                        ),
-                    )
-                })?;
-                Some(
-                    serde_json::from_slice::<RuntimeInfo>(&bytes)
-                        .map_err(|e| Failure::new(exit::FAILED, format!("{} is not valid: {e}", path.display())))?,
-                )
-            }
-            None => None,
-        };
-        let endpoint = match (&self.grpc, &runtime) {
-            (Some(url), _) => url.clone(),
-            (None, Some(rt)) => format!("http://{}", rt.grpc_addr),
-            (None, None) => {
-                return Err(Failure::new(exit::USAGE, "give --datadir of a local node, or --grpc and --token-file"));
-            }
-        };
-        let token_file = match (&self.token_file, &runtime) {
-            (Some(f), _) => f.clone(),
-            (None, Some(rt)) => rt.token_file.clone(),
-            (None, None) => return Err(Failure::new(exit::USAGE, "give --token-file with the node's api.token")),
-        };
-        let token = std::fs::read_to_string(&token_file)
-            .map_err(|e| Failure::new(exit::USAGE, format!("cannot read token file {}: {e}", token_file.display())))?;
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-            .map_err(|e| Failure::new(exit::USAGE, format!("bad endpoint {endpoint}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| {
-                Failure::new(
-                    exit::NODE_UNREACHABLE,
-                    format!("cannot reach node at {endpoint}: {e} — is airblocd running?"),
-                )
-            })?;
-        Ok((channel, token.trim().to_owned()))
-    }
-}
-
-fn status_failure(status: tonic::Status) -> Failure {
-    let code = match status.code() {
-        tonic::Code::NotFound => exit::NOT_FOUND,
-        tonic::Code::Unavailable => exit::NODE_UNREACHABLE,
-        tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => exit::USAGE,
-        _ => exit::FAILED,
-    };
-    Failure::new(code, status.message().to_owned())
 }
 
 fn print_txs(txs: &[Transaction], json: bool) {
@@ -159,9 +79,7 @@ fn print_txs(txs: &[Transaction], json: bool) {
 
 pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
     let admin = |conn: Connection| async move {
-        let (channel, token) = conn.channel().await?;
-        let auth = airbloc_proto::bearer(&token)
-            .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+        let (channel, auth) = conn.authed().await?;
         Ok::<_, Failure>(AdminClient::with_interceptor(channel, auth))
     };
     match cmd {
@@ -187,9 +105,7 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
             Ok(())
         }
         NodeCommand::Peers(conn) => {
-            let (channel, token) = conn.channel().await?;
-            let auth = airbloc_proto::bearer(&token)
-                .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+            let (channel, auth) = conn.authed().await?;
             let peers = NodeClient::with_interceptor(channel, auth)
                 .peers(airbloc_proto::v1::PeersRequest {})
                 .await
@@ -232,9 +148,7 @@ pub(crate) async fn run(cmd: NodeCommand, json: bool) -> Result<(), Failure> {
             Ok(())
         }
         NodeCommand::Status(conn) => {
-            let (channel, token) = conn.channel().await?;
-            let auth = airbloc_proto::bearer(&token)
-                .map_err(|e| Failure::new(exit::USAGE, format!("token is not a valid header value: {e}")))?;
+            let (channel, auth) = conn.authed().await?;
             let status = NodeClient::with_interceptor(channel, auth)
                 .status(StatusRequest {})
                 .await

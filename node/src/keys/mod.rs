@@ -135,6 +135,11 @@ pub fn address_of_peer(peer: &PeerId) -> Option<Address> {
     Some(Address::from_slice(&keccak256(&uncompressed[1..])[12..]))
 }
 
+/// The text form of PeerId bytes (as stored in the NodeRegistry); hex when they are not a PeerId.
+pub fn peer_id_text(bytes: &[u8]) -> String {
+    PeerId::from_bytes(bytes).map_or_else(|_| format!("0x{}", hex::encode(bytes)), |p| p.to_string())
+}
+
 /// Reads the keystore password: from `password_file` when given, else from
 /// [`PASSWORD_ENV`]. One trailing newline in the file is ignored.
 pub fn read_password(password_file: Option<&Path>) -> Result<Zeroizing<String>, KeyError> {

@@ -1,0 +1,168 @@
+//! Reaching a node over gRPC, and the small conversions every command shares: ids, amounts,
+//! gRPC errors to exit codes, JSON or table output.
+
+use crate::{Failure, exit};
+use airbloc_proto::BearerInterceptor;
+use alloy::primitives::{U256, utils::parse_units};
+use clap::Args;
+use std::path::PathBuf;
+use tonic::transport::Channel;
+
+/// How to reach a node: its data dir (endpoint and token are read from `node.json` and
+/// `api.token` there), or an explicit endpoint and token file.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Connection {
+    /// Data dir of a local node.
+    #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR", help_heading = "Node")]
+    pub datadir: Option<PathBuf>,
+    /// gRPC endpoint, e.g. http://127.0.0.1:9640 (default: from the data dir).
+    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL", help_heading = "Node")]
+    pub grpc: Option<String>,
+    /// File holding the node's bearer token (default: from the data dir).
+    #[arg(long, env = "AIRBLOC_TOKEN_FILE", value_name = "FILE", help_heading = "Node")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuntimeInfo {
+    grpc_addr: String,
+    token_file: PathBuf,
+}
+
+impl Connection {
+    /// A connected channel and the node's token.
+    pub(crate) async fn channel(&self) -> Result<(Channel, String), Failure> {
+        let runtime = match &self.datadir {
+            Some(dir) => {
+                let path = dir.join("node.json");
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Failure::new(
+                        exit::NODE_UNREACHABLE,
+                        format!(
+                            "no running node at {} ({e}) — is airblocd running with --datadir {}?",
+                            path.display(),
+                            dir.display()
+                        ),
+                    )
+                })?;
+                Some(
+                    serde_json::from_slice::<RuntimeInfo>(&bytes)
+                        .map_err(|e| Failure::new(exit::FAILED, format!("{} is not valid: {e}", path.display())))?,
+                )
+            }
+            None => None,
+        };
+        let endpoint = match (&self.grpc, &runtime) {
+            (Some(url), _) => url.clone(),
+            (None, Some(rt)) => format!("http://{}", rt.grpc_addr),
+            (None, None) => {
+                return Err(Failure::new(exit::USAGE, "give --datadir of a local node, or --grpc and --token-file"));
+            }
+        };
+        let token_file = match (&self.token_file, &runtime) {
+            (Some(f), _) => f.clone(),
+            (None, Some(rt)) => rt.token_file.clone(),
+            (None, None) => return Err(Failure::new(exit::USAGE, "give --token-file with the node's api.token")),
+        };
+        let token = std::fs::read_to_string(&token_file)
+            .map_err(|e| Failure::new(exit::USAGE, format!("cannot read token file {}: {e}", token_file.display())))?;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| Failure::new(exit::USAGE, format!("bad endpoint {endpoint}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit::NODE_UNREACHABLE,
+                    format!("cannot reach node at {endpoint}: {e} — is airblocd running?"),
+                )
+            })?;
+        Ok((channel, token.trim().to_owned()))
+    }
+
+    /// A connected channel and the interceptor that adds the node's token.
+    pub(crate) async fn authed(&self) -> Result<(Channel, BearerInterceptor), Failure> {
+        let (channel, token) = self.channel().await?;
+        let auth = airbloc_proto::bearer(&token)
+            .map_err(|e| Failure::new(exit::USAGE, format!("the token is not a valid header value: {e}")))?;
+        Ok((channel, auth))
+    }
+}
+
+/// Builds a typed client for a node: `client!(conn, ProviderClient)`.
+#[macro_export]
+macro_rules! client {
+    ($conn:expr, $client:ident) => {{
+        let (channel, auth) = $conn.authed().await?;
+        $client::with_interceptor(channel, auth)
+    }};
+}
+
+/// A gRPC error as a failure with its exit code.
+pub(crate) fn status_failure(status: tonic::Status) -> Failure {
+    let code = match status.code() {
+        tonic::Code::NotFound => exit::NOT_FOUND,
+        tonic::Code::Unavailable => exit::NODE_UNREACHABLE,
+        tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => exit::USAGE,
+        tonic::Code::PermissionDenied => exit::REFUSED,
+        tonic::Code::Aborted => exit::CHAIN,
+        tonic::Code::DataLoss => exit::MISMATCH,
+        tonic::Code::Unimplemented => {
+            return Failure::new(
+                exit::USAGE,
+                format!(
+                    "this node does not run the role for that command ({}) — point --datadir at a node with it",
+                    status.message()
+                ),
+            );
+        }
+        _ => exit::FAILED,
+    };
+    Failure::new(code, status.message().to_owned())
+}
+
+/// A 32-byte id given as 0x-prefixed hex.
+pub(crate) fn parse_id(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
+    let hex_text = text.trim().strip_prefix("0x").unwrap_or(text.trim());
+    match hex::decode(hex_text) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes),
+        _ => Err(Failure::new(
+            exit::USAGE,
+            format!("{what} `{text}` is not a 32-byte id (0x followed by 64 hex digits)"),
+        )),
+    }
+}
+
+/// An id as 0x-prefixed hex.
+pub(crate) fn hex_id(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// An amount: a decimal with an optional unit (`1.5eth`, `20gwei`, `1000wei`); without a unit
+/// it is in whole tokens of 18 decimals (ETH).
+pub(crate) fn parse_amount(text: &str) -> Result<U256, Failure> {
+    let text = text.trim().to_lowercase();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text.as_str(), "ether"),
+    };
+    let unit = match unit {
+        "eth" | "ether" => "ether",
+        other => other,
+    };
+    parse_units(number.trim(), unit).map(Into::into).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!("amount `{text}` is not a number with a unit like 1.5eth, 20gwei, 100wei: {e}"),
+        )
+    })
+}
+
+/// Prints `value` as JSON with `--json`, else runs `human`.
+pub(crate) fn output(json: bool, value: serde_json::Value, human: impl FnOnce()) {
+    if json {
+        println!("{value:#}");
+    } else {
+        human();
+    }
+}
