@@ -4,6 +4,7 @@
 
 mod admin;
 mod node;
+mod story;
 
 use std::{path::PathBuf, process::Command};
 

@@ -174,8 +174,9 @@ impl provider_server::Provider for ProviderService {
         }
         .await;
         drop(batches);
-        let summary = storing.await.map_err(|e| Status::internal(e.to_string()))??;
+        let mut summary = storing.await.map_err(|e| Status::internal(e.to_string()))??;
         received?;
+        summary.rejected.sort_by_key(|r| r.index);
         Ok(Response::new(summary))
     }
 

@@ -193,6 +193,11 @@ pub fn write_keystore(path: &Path, key: &NodeKey, password: &str) -> Result<(), 
         eth_keystore::encrypt_key(&staging, &mut rand::rngs::OsRng, key.secret_bytes(), password, Some("key.json"))
             .map_err(|e| io_err(io::Error::other(e.to_string())))?;
         let staged = staging.join("key.json");
+        // Name the account in the file, as geth and cast do, so it can be listed unopened.
+        let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&staged).map_err(io_err)?)
+            .map_err(|e| io_err(io::Error::other(e.to_string())))?;
+        json["address"] = serde_json::Value::String(hex::encode(key.address()));
+        fs::write(&staged, json.to_string()).map_err(io_err)?;
         set_mode(&staged, 0o600).map_err(io_err)?;
         fs::rename(&staged, path).map_err(io_err)
     })();
