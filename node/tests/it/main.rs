@@ -16,6 +16,7 @@ mod keystore;
 mod outbox;
 mod p2p;
 mod provider;
+mod python_sdk;
 mod store;
 mod support;
 mod world;
