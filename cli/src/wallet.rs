@@ -166,7 +166,7 @@ pub(crate) enum WalletCommand {
         #[command(flatten)]
         dir: DirArgs,
     },
-    /// The address of an account.
+    /// The address of an account, and the libp2p PeerId a node with this key has.
     Address {
         #[command(flatten)]
         key: KeyArgs,
@@ -305,8 +305,11 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
             });
         }
         WalletCommand::Address { key, password } => {
-            let address = key.load(&password)?.address();
-            output(json, serde_json::json!({ "address": address.to_string() }), || println!("{address}"));
+            let key = key.load(&password)?;
+            let (address, peer_id) = (key.address(), key.peer_id());
+            output(json, serde_json::json!({ "address": address.to_string(), "peer_id": peer_id.to_string() }), || {
+                println!("{address}  (libp2p PeerId of a node with this key: {peer_id})")
+            });
         }
         WalletCommand::Balance { address, token, rpc } => {
             let provider = rpc.connect(None).await?;
