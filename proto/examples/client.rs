@@ -48,7 +48,10 @@ fn endpoint(flags: &HashMap<String, String>) -> Result<(String, String)> {
                 let close = rest[open..].find('"')? + open;
                 Some(rest[open..close].to_owned())
             };
-            (format!("http://{}", field("grpc_addr").ok_or("no grpc_addr in node.json")?), field("token_file").ok_or("no token_file")?)
+            (
+                format!("http://{}", field("grpc_addr").ok_or("no grpc_addr in node.json")?),
+                field("token_file").ok_or("no token_file")?,
+            )
         }
         None => (
             flags.get("grpc").cloned().ok_or("give --datadir, or --grpc and --token-file")?,
@@ -72,7 +75,10 @@ async fn main() -> Result<()> {
     match command.as_str() {
         "status" => {
             let status = NodeClient::with_interceptor(channel, auth).status(StatusRequest {}).await?.into_inner();
-            println!("{} ({}) on chain {:?}, block {}", status.address, status.peer_id, status.chain_id, status.indexed_block);
+            println!(
+                "{} ({}) on chain {:?}, block {}",
+                status.address, status.peer_id, status.chain_id, status.indexed_block
+            );
         }
         "ingest" => {
             let (app, data_type, user) = (id(&flags["app"])?, id(&flags["data-type"])?, id(&flags["user"])?);
@@ -88,7 +94,12 @@ async fn main() -> Result<()> {
             });
             let mut provider = ProviderClient::with_interceptor(channel, auth);
             let summary = provider.ingest(tokio_stream::iter(records)).await?.into_inner();
-            println!("{} accepted, {} duplicates, {} rejected", summary.accepted, summary.duplicates, summary.rejected.len());
+            println!(
+                "{} accepted, {} duplicates, {} rejected",
+                summary.accepted,
+                summary.duplicates,
+                summary.rejected.len()
+            );
             for r in summary.rejected.iter().take(5) {
                 println!("  record {}: {}", r.index, r.message);
             }
