@@ -97,6 +97,13 @@ pub(crate) enum OrderCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Dispute a delivery whose data does not match the chain (full refund), with the
+    /// provider's signed statement of what it served as evidence.
+    Dispute {
+        order: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 fn order_json(o: &OrderInfo) -> serde_json::Value {
@@ -181,7 +188,8 @@ pub(crate) async fn run_order(cmd: OrderCommand, json: bool) -> Result<(), Failu
         OrderCommand::Place { offer, conn } => (parse_id(offer, "offer id")?, conn),
         OrderCommand::Status { order, conn }
         | OrderCommand::Settle { order, conn }
-        | OrderCommand::Refund { order, conn } => (parse_id(order, "order id")?, conn),
+        | OrderCommand::Refund { order, conn }
+        | OrderCommand::Dispute { order, conn } => (parse_id(order, "order id")?, conn),
     };
     let mut consumer = client!(conn, ConsumerClient);
     let info = match cmd {
@@ -189,6 +197,7 @@ pub(crate) async fn run_order(cmd: OrderCommand, json: bool) -> Result<(), Failu
         OrderCommand::Status { .. } => consumer.get_order(GetOrderRequest { order_id: order }).await,
         OrderCommand::Settle { .. } => consumer.settle(OrderAction { order_id: order }).await,
         OrderCommand::Refund { .. } => consumer.refund(OrderAction { order_id: order }).await,
+        OrderCommand::Dispute { .. } => consumer.dispute(OrderAction { order_id: order }).await,
     }
     .map_err(status_failure)?
     .into_inner();

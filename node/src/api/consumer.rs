@@ -153,4 +153,10 @@ impl consumer_server::Consumer for ConsumerService {
         let (view, tx) = self.consumer.refund(order).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
+
+    async fn dispute(&self, request: Request<pb::OrderAction>) -> Result<Response<pb::OrderInfo>, Status> {
+        let order = arg(id32(&request.into_inner().order_id, "order_id"))?;
+        let (view, tx) = self.consumer.dispute(order).await.map_err(status)?;
+        Ok(Response::new(order_info(&view, tx)))
+    }
 }

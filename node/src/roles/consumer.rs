@@ -36,6 +36,16 @@ use tracing::info;
 const KEY_PREFIX: &[u8] = b"order_key:";
 /// META key prefix of the derived bundle delivered for an (order, offered bundle).
 const DELIVERED_PREFIX: &[u8] = b"order_delivered:";
+/// META key prefix of the provider's signed served root for an (order, offered bundle).
+const EVIDENCE_PREFIX: &[u8] = b"order_evidence:";
+
+/// A provider's signed statement of the root of the records it served for an order.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Evidence {
+    bundle: B256,
+    root: B256,
+    signature: Vec<u8>,
+}
 
 /// Why a consumer call failed.
 pub type ConsumerError = super::RoleError;
@@ -185,8 +195,99 @@ impl Consumer {
             }
             batch.put_raw(cf::META, &Self::delivered_slot(order, offered), derived.as_slice());
         }
+        if !delivery.served_root.is_empty() {
+            let evidence = self.check_evidence(order, offered, delivery).await?;
+            batch.put(cf::META, &Self::evidence_slot(order, offered), &evidence);
+        }
         batch.put_raw(cf::META, &Self::key_slot(order, offered), &delivery.wrapped_key);
         store.write(batch, Durability::Sync).map_err(internal)
+    }
+
+    fn evidence_slot(order: B256, bundle: B256) -> Vec<u8> {
+        [EVIDENCE_PREFIX, order.as_slice(), bundle.as_slice()].concat()
+    }
+
+    /// The served-root statement must be signed by the offer's provider to be evidence.
+    async fn check_evidence(
+        &self,
+        order: B256,
+        offered: B256,
+        delivery: &wire::KeyDelivery,
+    ) -> Result<Evidence, ConsumerError> {
+        use alloy::sol_types::SolStruct;
+        let services = self.services()?;
+        let bundle = match delivery.delivered_bundle_id.is_empty() {
+            true => offered,
+            false => B256::from_slice(&delivery.delivered_bundle_id),
+        };
+        let root = B256::try_from(delivery.served_root.as_slice())
+            .map_err(|_| ConsumerError::Invalid("served_root must be 32 bytes".into()))?;
+        let signature = alloy::primitives::Signature::try_from(delivery.served_root_signature.as_slice())
+            .map_err(|e| ConsumerError::Invalid(format!("bad served-root signature: {e}")))?;
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let statement = crate::crypto::eip712::DeliveryProof {
+            order,
+            bundle,
+            leaf: root,
+            proofHash: crate::crypto::eip712::proof_hash(&[]),
+        };
+        let digest = statement
+            .eip712_signing_hash(&crate::crypto::eip712::exchange_domain(services.deployment.chain_id, exchange));
+        let signer = signature
+            .recover_address_from_prehash(&digest)
+            .map_err(|e| ConsumerError::Invalid(format!("bad served-root signature: {e}")))?;
+        let row = services.state.order(order).map_err(internal)?;
+        let provider = row
+            .and_then(|o| services.state.offer(o.offer).ok().flatten())
+            .map(|o| o.provider)
+            .ok_or_else(|| ConsumerError::NotFound(format!("order {order} is not indexed")))?;
+        if signer != provider {
+            return Err(ConsumerError::Invalid(format!(
+                "the served-root statement is signed by {signer}, not by the provider {provider}"
+            )));
+        }
+        Ok(Evidence { bundle, root, signature: delivery.served_root_signature.clone() })
+    }
+
+    /// Disputes a delivery: for a bundle whose served root (signed by the provider) differs from
+    /// its registered root, submits that statement to `Exchange.dispute`.
+    pub async fn dispute(&self, order_id: B256) -> Result<(OrderView, String), ConsumerError> {
+        let order = self.order(order_id)?;
+        let services = self.services()?;
+        let store = &self.inner.backend.store;
+        let mut checked = Vec::new();
+        for offered in &order.bundles {
+            let Some(evidence) =
+                store.get::<Evidence>(cf::META, &Self::evidence_slot(order_id, *offered)).map_err(internal)?
+            else {
+                continue;
+            };
+            let registered = services
+                .state
+                .bundle(evidence.bundle)
+                .map_err(internal)?
+                .ok_or_else(|| ConsumerError::NotFound(format!("bundle {} is not registered", evidence.bundle)))?;
+            if registered.merkle_root == evidence.root {
+                checked.push(evidence.bundle);
+                continue;
+            }
+            let data = Exchange::disputeCall {
+                orderId: order_id,
+                bundleId: evidence.bundle,
+                leaf: evidence.root,
+                proof: Vec::new(),
+                providerSignature: evidence.signature.into(),
+            }
+            .abi_encode();
+            return self.order_call(order_id, "dispute", data).await;
+        }
+        Err(ConsumerError::Invalid(match checked.is_empty() {
+            true => format!("order {order_id} has no signed delivery statement to dispute with (no key delivered yet)"),
+            false => format!(
+                "the provider's signed roots match the chain for {} bundle(s): the data is what was registered, nothing to dispute",
+                checked.len()
+            ),
+        }))
     }
 
     /// The bundle whose data the key for (order, offered bundle) opens.

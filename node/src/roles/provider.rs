@@ -134,11 +134,32 @@ struct Delivery {
     /// Per offered bundle, the derived bundle delivered instead (users withdrew consent).
     #[serde(default)]
     derived: Vec<(B256, B256)>,
+    /// Per offered bundle, the root of the served records and the signed DeliveryProof over it.
+    #[serde(default)]
+    evidence: Vec<(B256, B256, Vec<u8>)>,
 }
 
 impl Delivery {
     fn delivered(&self, offered: B256) -> Option<B256> {
         self.derived.iter().find(|(o, _)| *o == offered).map(|(_, d)| *d)
+    }
+
+    /// The wire message carrying the key (and evidence) for one offered bundle.
+    fn message(&self, order: B256, offered: B256, wrapped_key: Vec<u8>) -> wire::KeyDelivery {
+        let (served_root, served_root_signature) = self
+            .evidence
+            .iter()
+            .find(|(o, _, _)| *o == offered)
+            .map(|(_, root, sig)| (root.to_vec(), sig.clone()))
+            .unwrap_or_default();
+        wire::KeyDelivery {
+            order_id: order.to_vec(),
+            bundle_id: offered.to_vec(),
+            wrapped_key,
+            delivered_bundle_id: self.delivered(offered).map(|d| d.to_vec()).unwrap_or_default(),
+            served_root,
+            served_root_signature,
+        }
     }
 }
 
@@ -972,6 +993,39 @@ impl Provider {
         }
     }
 
+    /// The root of the records in `bundle`'s file as served now, and a DeliveryProof signature
+    /// over it (leaf = root, empty proof): the node answers for what it serves.
+    async fn served_root_statement(
+        &self,
+        order: B256,
+        bundle: &ProvidedBundle,
+    ) -> Result<(B256, Vec<u8>), ProviderError> {
+        let services = self.services()?;
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let domain = crate::crypto::eip712::exchange_domain(services.deployment.chain_id, exchange);
+        let file = bundle.file.clone();
+        let root = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::new(std::fs::File::open(&file).map_err(internal)?);
+            let mut leaves = Vec::new();
+            while let Some((user, sealed)) = super::body::read_entry(&mut input).map_err(internal)? {
+                leaves.push(super::body::leaf(user, leaves.len() as u64, &sealed));
+            }
+            Ok::<_, ProviderError>(MerkleTree::new(&leaves).map_err(internal)?.root())
+        })
+        .await
+        .map_err(internal)??;
+        let statement = crate::crypto::eip712::DeliveryProof {
+            order,
+            bundle: bundle.bundle_id,
+            leaf: root,
+            proofHash: crate::crypto::eip712::proof_hash(&[]),
+        };
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let signature =
+            self.inner.key.signer().sign_hash_sync(&statement.eip712_signing_hash(&domain)).map_err(internal)?;
+        Ok((root, signature.as_bytes().to_vec()))
+    }
+
     fn delivery_key(order: B256) -> Vec<u8> {
         [DELIVERY_PREFIX, order.as_slice()].concat()
     }
@@ -983,7 +1037,7 @@ impl Provider {
             Some(d) => d,
             None => {
                 let block = services.indexer.progress().indexed;
-                let (mut wrapped, mut derived) = (Vec::new(), Vec::new());
+                let (mut wrapped, mut derived, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
                 for bundle_id in &offer.bundle_ids {
                     let bundle = self.provided(*bundle_id)?;
                     let mut withdrawn: Vec<B256> = bundle
@@ -1012,8 +1066,10 @@ impl Provider {
                     let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
                         .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
                     wrapped.push((*bundle_id, for_consumer));
+                    let (root, signature) = self.served_root_statement(order_id, &bundle).await?;
+                    evidence.push((*bundle_id, root, signature));
                 }
-                let delivery = Delivery { wrapped, submitted: false, derived };
+                let delivery = Delivery { wrapped, submitted: false, derived, evidence };
                 store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
                 delivery
             }
@@ -1027,12 +1083,7 @@ impl Provider {
             .await
             .map_err(ProviderError::Unavailable)?;
         for (bundle_id, wrapped_key) in &delivery.wrapped {
-            let body = wire::request::Body::KeyDelivery(wire::KeyDelivery {
-                order_id: order_id.to_vec(),
-                bundle_id: bundle_id.to_vec(),
-                wrapped_key: wrapped_key.clone(),
-                delivered_bundle_id: delivery.delivered(*bundle_id).map(|d| d.to_vec()).unwrap_or_default(),
-            });
+            let body = wire::request::Body::KeyDelivery(delivery.message(order_id, *bundle_id, wrapped_key.clone()));
             network.request(peer, body).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         }
         let commitment = key_commitment(&delivery.wrapped);
@@ -1072,16 +1123,10 @@ impl Provider {
             self.inner.backend.store.get(cf::META, &Self::delivery_key(order_id)).ok().flatten().ok_or_else(|| {
                 p2p::transfer::wire_error(wire::ErrorCode::Unavailable, "the key is not delivered yet; retry shortly")
             })?;
-        let delivered_bundle_id = delivery.delivered(bundle_id).map(|d| d.to_vec()).unwrap_or_default();
-        let wrapped = delivery.wrapped.into_iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
+        let wrapped = delivery.wrapped.iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
             p2p::transfer::wire_error(wire::ErrorCode::NotFound, "the order does not cover this bundle")
         })?;
-        Ok(wire::KeyDelivery {
-            order_id: order_id.to_vec(),
-            bundle_id: bundle_id.to_vec(),
-            wrapped_key: wrapped.1,
-            delivered_bundle_id,
-        })
+        Ok(delivery.message(order_id, bundle_id, wrapped.1.clone()))
     }
 }
 

@@ -9,6 +9,7 @@ mod contracts;
 mod crash;
 mod crypto;
 mod daemon;
+mod dispute;
 mod exchange;
 mod indexer;
 mod keeper;
