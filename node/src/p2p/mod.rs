@@ -540,6 +540,9 @@ impl NetworkLoop {
                         self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                         Ok(())
                     }
+                    // Already connected, or a dial (e.g. from discovery) is under way: the caller
+                    // waits for the connection either way.
+                    Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = reply.send(result);
