@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod admin;
+mod chain_admin;
 mod node;
 mod story;
 

@@ -377,8 +377,35 @@ fn the_whole_story_through_the_cli() {
     );
     let settled = call(&["order", "settle", &order_id], &consumer);
     assert_eq!(settled["status"], "settled");
+    // The data matched the chain: there is nothing to dispute.
+    fails(
+        &with(&["order", "dispute", &order_id], &consumer).iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+        "nothing to dispute",
+    );
     let credits = json(&[&["wallet", "credits", &provider.address][..], &chain[..]].concat());
     assert_eq!(credits["credits"], "50000000000000000");
+
+    // Alice withdraws exchange consent through the keeper.
+    call(
+        &[
+            "consent",
+            "revoke",
+            "--identity",
+            "alice@example.com",
+            "--app",
+            "fitness",
+            "--data-type",
+            "steps",
+            "--action",
+            "exchange",
+        ],
+        &keeper,
+    );
+    let consents = call(&["consent", "list", "--identity", "alice@example.com"], &keeper);
+    let exchange = consents["consents"].as_array().unwrap().iter().find(|c| c["action"] == "exchange").unwrap().clone();
+    assert_eq!(exchange["allowed"], false);
+    assert_eq!(exchange["history"].as_array().unwrap().len(), 2);
 
     // Alice's own data, through the keeper; then she takes her account over.
     let export = call(&["user", "export", "alice@example.com", "--out", s(&d("alice.ndjson"))], &keeper);
