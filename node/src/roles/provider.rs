@@ -99,6 +99,9 @@ pub struct ProvidedBundle {
     pub chunk_size: u32,
     /// The bundle key, ECIES-wrapped to the node key.
     pub wrapped_dek: Vec<u8>,
+    /// BLAKE3 of each chunk of the file, concatenated (the manifest, so a start needs no re-hash).
+    #[serde(default)]
+    pub chunk_hashes: alloy::primitives::Bytes,
     /// Users of the records, in record order (for consent checks at sale time).
     pub users: Vec<B256>,
     pub file: PathBuf,
@@ -180,6 +183,8 @@ struct Inner {
     keeper: std::sync::OnceLock<Address>,
     /// Pending records per (app, data type): how many, and since when.
     pending: std::sync::Mutex<HashMap<(B256, B256), Pending>>,
+    /// (consumer, bundle) of every live order on this node's offers: who may fetch what.
+    ordered: RwLock<std::collections::HashSet<(Address, B256)>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +234,7 @@ impl Provider {
                 sealing: tokio::sync::Mutex::new(()),
                 keeper: std::sync::OnceLock::new(),
                 pending: std::sync::Mutex::default(),
+                ordered: RwLock::default(),
             }),
         };
         for bundle in provider.bundles()? {
@@ -726,6 +732,7 @@ impl Provider {
             size,
             ciphertext_hash,
             chunk_size: manifest.chunk_size,
+            chunk_hashes: manifest.concatenated().into(),
             wrapped_dek: wrap::wrap_dek(&self.inner.key.public_key_uncompressed(), &dek).map_err(internal)?,
             users,
             file: path,
@@ -864,7 +871,16 @@ impl Provider {
             warn!(target: "provider", path = %bundle.file.display(), "a provided bundle's file is missing");
             return;
         };
-        match ChunkManifest::compute(file, bundle.chunk_size) {
+        let size_matches = file.metadata().is_ok_and(|m| m.len() == bundle.size);
+        let manifest = match bundle.chunk_hashes.is_empty() {
+            // Kept at sealing; the file's size is checked here, every chunk by each downloader.
+            false if size_matches => {
+                ChunkManifest::from_concatenated(bundle.chunk_size, bundle.size, &bundle.chunk_hashes)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
+            _ => ChunkManifest::compute(file, bundle.chunk_size),
+        };
+        match manifest {
             Ok(manifest) if manifest.commitment() == bundle.ciphertext_hash => {
                 let served = ServedBundle { path: bundle.file.clone(), manifest: Arc::new(manifest) };
                 self.inner.served.write().expect("served lock").insert(bundle.bundle_id, served);
@@ -888,23 +904,9 @@ impl Provider {
             .collect()
     }
 
-    /// Whether `consumer` holds an order that covers `bundle`.
+    /// Whether `consumer` holds an order that covers `bundle` (kept by the delivery loop).
     fn has_ordered(&self, consumer: Address, bundle: B256) -> bool {
-        let Some(services) = self.inner.backend.services() else { return false };
-        let store = &self.inner.backend.store;
-        store.scan_prefix(cf::ORDERS, &[]).filter_map(Result::ok).any(|(key, value)| {
-            let Ok(order) = crate::store::decode::<crate::chain::state::OrderRow>(cf::ORDERS, &key, &value) else {
-                return false;
-            };
-            order.consumer == consumer
-                && order.status != "refunded"
-                && services
-                    .state
-                    .offer(order.offer)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|offer| offer.bundle_ids.contains(&bundle))
-        })
+        self.inner.ordered.read().expect("ordered lock").contains(&(consumer, bundle))
     }
 }
 
@@ -973,18 +975,27 @@ impl Provider {
             if let Some(services) = self.inner.backend.services()
                 && let Ok(orders) = services.state.orders()
             {
+                let mut live = std::collections::HashSet::new();
                 for (order_id, order) in orders {
-                    if order.status != "placed" {
+                    if order.status == "refunded" || order.status == "disputed" {
                         continue;
                     }
                     let Ok(Some(offer)) = services.state.offer(order.offer) else { continue };
                     if offer.provider != self.address() {
                         continue;
                     }
+                    // Allowed to fetch before its key arrives, so a download can start at once.
+                    let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
+                    self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
+                    live.extend(pairs);
+                    if order.status != "placed" {
+                        continue;
+                    }
                     if let Err(e) = self.deliver(order_id, &order, &offer).await {
                         warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
                     }
                 }
+                *self.inner.ordered.write().expect("ordered lock") = live;
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
