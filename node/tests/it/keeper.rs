@@ -98,7 +98,7 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
 
     // Records come in by identity; an identity never signed up is rejected.
-    let inputs: Vec<IngestRecord> = (0..2000u64)
+    let inputs: Vec<IngestRecord> = (0..10_000u64)
         .map(|i| IngestRecord {
             user_id: vec![],
             identity: identities[(i % 4) as usize].into(),
@@ -109,8 +109,8 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
     stream_in.push(IngestRecord { user_id: vec![], identity: "mallory@example.com".into(), ..w.record(1) });
     let summary = w.provider.ingest(futures::stream::iter(stream_in)).await.unwrap().into_inner();
     let valid = |i: u64| (i * 3) % 13 != 0;
-    assert_eq!(summary.accepted, (0..2000).filter(|i| valid(*i)).count() as u64);
-    assert!(summary.rejected.iter().any(|r| r.index == 2000 && r.message.contains("SignUp")), "{summary:?}");
+    assert_eq!(summary.accepted, (0..10_000).filter(|i| valid(*i)).count() as u64);
+    assert!(summary.rejected.iter().any(|r| r.index == 10_000 && r.message.contains("SignUp")), "{summary:?}");
 
     // Priced in an ERC-20: the consumer holds some of the test token.
     let token = w.deployment.address("TestToken").unwrap();
