@@ -1,0 +1,301 @@
+//! Selling: offers, deliveries (consent check, key wrapping, delivery record, served-root
+//! statement), key requests, and serving ciphertext to ordering consumers only.
+
+use super::*;
+
+/// Keys wrapped for one order, in the offer's bundle order, and whether delivery was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Delivery {
+    wrapped: Vec<(B256, Vec<u8>)>,
+    submitted: bool,
+    /// Per offered bundle, the derived bundle delivered instead (users withdrew consent).
+    #[serde(default)]
+    derived: Vec<(B256, B256)>,
+    /// Per offered bundle, the root of the served records and the signed DeliveryProof over it.
+    #[serde(default)]
+    evidence: Vec<(B256, B256, Vec<u8>)>,
+}
+
+impl Delivery {
+    fn delivered(&self, offered: B256) -> Option<B256> {
+        self.derived.iter().find(|(o, _)| *o == offered).map(|(_, d)| *d)
+    }
+
+    /// The wire message carrying the key (and evidence) for one offered bundle.
+    fn message(&self, order: B256, offered: B256, wrapped_key: Vec<u8>) -> wire::KeyDelivery {
+        let (served_root, served_root_signature) = self
+            .evidence
+            .iter()
+            .find(|(o, _, _)| *o == offered)
+            .map(|(_, root, sig)| (root.to_vec(), sig.clone()))
+            .unwrap_or_default();
+        wire::KeyDelivery {
+            order_id: order.to_vec(),
+            bundle_id: offered.to_vec(),
+            wrapped_key,
+            delivered_bundle_id: self.delivered(offered).map(|d| d.to_vec()).unwrap_or_default(),
+            served_root,
+            served_root_signature,
+        }
+    }
+}
+
+impl Provider {
+    /// Offers bundles on the Exchange; returns the offer id once mined and indexed.
+    pub async fn create_offer(&self, terms: &OfferTerms) -> Result<(B256, String), ProviderError> {
+        if terms.bundles.is_empty() {
+            return Err(ProviderError::Invalid("an offer needs at least one bundle".into()));
+        }
+        if terms.delivery_window_secs == 0 || terms.dispute_window_secs == 0 || terms.expires_in_secs == 0 {
+            return Err(ProviderError::Invalid("delivery window, dispute window and expiry must be positive".into()));
+        }
+        let services = self.services()?;
+        for bundle in &terms.bundles {
+            let provided = self.provided(*bundle)?;
+            if provided.registered_block.is_none() {
+                return Err(ProviderError::Invalid(format!("bundle {bundle} is not registered yet")));
+            }
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let expires_at = now + terms.expires_in_secs;
+        let call_terms = Exchange::OfferTerms {
+            bundleIds: terms.bundles.clone(),
+            consumer: terms.consumer,
+            token: terms.token,
+            price: terms.price_wei,
+            deliveryWindow: terms.delivery_window_secs,
+            disputeWindow: terms.dispute_window_secs,
+            expiresAt: expires_at,
+        };
+        let data = Exchange::createOfferCall { terms: call_terms.clone() }.abi_encode();
+        let id = format!("offer:create:{}", keccak256(&data));
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        self.transact(id.clone(), exchange, data, format!("offer {} bundle(s)", terms.bundles.len())).await?;
+        let me = self.address();
+        let offer = services
+            .state
+            .offers()
+            .map_err(internal)?
+            .into_iter()
+            .find(|(_, o)| {
+                o.provider == me
+                    && o.bundle_ids == terms.bundles
+                    && o.expires_at == expires_at
+                    && o.price == terms.price_wei
+                    && o.token == terms.token
+            })
+            .map(|(id, _)| id)
+            .ok_or_else(|| internal("the offer was mined but is not in the index"))?;
+        Ok((offer, id))
+    }
+
+    pub(super) fn provided(&self, bundle: B256) -> Result<ProvidedBundle, ProviderError> {
+        self.inner
+            .backend
+            .store
+            .get(cf::PROVIDED, bundle.as_slice())
+            .map_err(internal)?
+            .ok_or_else(|| ProviderError::NotFound(format!("this node did not seal bundle {bundle}")))
+    }
+
+    /// Serves orders on this node's offers until cancelled: checks exchange consent, wraps each
+    /// bundle key to the consumer, delivers it over the network and records the delivery.
+    pub async fn run_deliveries(self, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            if let Some(services) = self.inner.backend.services()
+                && let Ok(orders) = services.state.orders()
+            {
+                let mut live = std::collections::HashSet::new();
+                for (order_id, order) in orders {
+                    if order.status == "refunded" || order.status == "disputed" {
+                        continue;
+                    }
+                    let Ok(Some(offer)) = services.state.offer(order.offer) else { continue };
+                    if offer.provider != self.address() {
+                        continue;
+                    }
+                    // Allowed to fetch before its key arrives, so a download can start at once.
+                    let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
+                    self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
+                    live.extend(pairs);
+                    if order.status != "placed" {
+                        continue;
+                    }
+                    if let Err(e) = self.deliver(order_id, &order, &offer).await {
+                        warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
+                    }
+                }
+                *self.inner.ordered.write().expect("ordered lock") = live;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// The root of the records in `bundle`'s file as served now, and a DeliveryProof signature
+    /// over it (leaf = root, empty proof): the node answers for what it serves.
+    pub(super) async fn served_root_statement(
+        &self,
+        order: B256,
+        bundle: &ProvidedBundle,
+    ) -> Result<(B256, Vec<u8>), ProviderError> {
+        let services = self.services()?;
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let domain = crate::crypto::eip712::exchange_domain(services.deployment.chain_id, exchange);
+        let file = bundle.file.clone();
+        let root = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::new(std::fs::File::open(&file).map_err(internal)?);
+            let mut leaves = Vec::new();
+            while let Some((user, sealed)) = crate::roles::body::read_entry(&mut input).map_err(internal)? {
+                leaves.push(crate::roles::body::leaf(user, leaves.len() as u64, &sealed));
+            }
+            Ok::<_, ProviderError>(MerkleTree::new(&leaves).map_err(internal)?.root())
+        })
+        .await
+        .map_err(internal)??;
+        let statement = crate::crypto::eip712::DeliveryProof {
+            order,
+            bundle: bundle.bundle_id,
+            leaf: root,
+            proofHash: crate::crypto::eip712::proof_hash(&[]),
+        };
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
+        let signature =
+            self.inner.key.signer().sign_hash_sync(&statement.eip712_signing_hash(&domain)).map_err(internal)?;
+        Ok((root, signature.as_bytes().to_vec()))
+    }
+
+    pub(super) fn delivery_key(order: B256) -> Vec<u8> {
+        [DELIVERY_PREFIX, order.as_slice()].concat()
+    }
+
+    pub(super) async fn deliver(
+        &self,
+        order_id: B256,
+        order: &OrderRow,
+        offer: &OfferRow,
+    ) -> Result<(), ProviderError> {
+        let store = &self.inner.backend.store;
+        let services = self.services()?;
+        let mut delivery: Delivery = match store.get(cf::META, &Self::delivery_key(order_id)).map_err(internal)? {
+            Some(d) => d,
+            None => {
+                let block = services.indexer.progress().indexed;
+                let (mut wrapped, mut derived, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
+                for bundle_id in &offer.bundle_ids {
+                    let bundle = self.provided(*bundle_id)?;
+                    let mut withdrawn: Vec<B256> = bundle
+                        .users
+                        .iter()
+                        .filter(|user| {
+                            !services
+                                .state
+                                .consent(**user, bundle.app, actions::EXCHANGE, bundle.data_type)
+                                .is_ok_and(|c| c.allowed_at(block))
+                        })
+                        .copied()
+                        .collect();
+                    let bundle = if withdrawn.is_empty() {
+                        bundle
+                    } else {
+                        // Never their data: deliver the bundle without their records.
+                        withdrawn.sort();
+                        withdrawn.dedup();
+                        info!(target: "provider", order = %order_id, bundle = %bundle_id, users = withdrawn.len(), "users withdrew exchange consent; delivering a derived bundle");
+                        let sub = self.derive(&bundle, withdrawn).await?;
+                        derived.push((*bundle_id, sub.bundle_id));
+                        sub
+                    };
+                    let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
+                    let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
+                        .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
+                    wrapped.push((*bundle_id, for_consumer));
+                    let (root, signature) = self.served_root_statement(order_id, &bundle).await?;
+                    evidence.push((*bundle_id, root, signature));
+                }
+                let delivery = Delivery { wrapped, submitted: false, derived, evidence };
+                store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+                delivery
+            }
+        };
+        if delivery.submitted {
+            return Ok(());
+        }
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let peer = network
+            .connect_node(&services.state, order.consumer, std::time::Duration::from_secs(10))
+            .await
+            .map_err(ProviderError::Unavailable)?;
+        for (bundle_id, wrapped_key) in &delivery.wrapped {
+            let body = wire::request::Body::KeyDelivery(delivery.message(order_id, *bundle_id, wrapped_key.clone()));
+            network.request(peer, body).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        }
+        let commitment = key_commitment(&delivery.wrapped);
+        let data = Exchange::deliverCall {
+            orderId: order_id,
+            keyCommitment: commitment,
+            consumerKeyHash: keccak256(&order.consumer_public_key),
+        }
+        .abi_encode();
+        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let call =
+            Call { to: exchange, data: data.into(), value: U256::ZERO, label: format!("deliver order {order_id}") };
+        services.outbox.submit(&format!("order:deliver:{order_id}"), call).map_err(internal)?;
+        delivery.submitted = true;
+        store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+        info!(target: "provider", order = %order_id, consumer = %order.consumer, "key delivered");
+        Ok(())
+    }
+
+    /// Answers a consumer asking again for the key of its order.
+    pub fn key_for(&self, peer: &libp2p::PeerId, request: &wire::KeyRequest) -> Result<wire::KeyDelivery, wire::Error> {
+        let bad = |m: &str| p2p::transfer::wire_error(wire::ErrorCode::BadRequest, m);
+        let order_id = B256::try_from(request.order_id.as_slice()).map_err(|_| bad("order_id must be 32 bytes"))?;
+        let bundle_id = B256::try_from(request.bundle_id.as_slice()).map_err(|_| bad("bundle_id must be 32 bytes"))?;
+        let forbidden = || {
+            p2p::transfer::wire_error(
+                wire::ErrorCode::Forbidden,
+                "only the consumer of an order gets its key — place an order first",
+            )
+        };
+        let services = self.inner.backend.services().ok_or_else(forbidden)?;
+        let order = services.state.order(order_id).ok().flatten().ok_or_else(forbidden)?;
+        if address_of_peer(peer) != Some(order.consumer) {
+            return Err(forbidden());
+        }
+        let delivery: Delivery =
+            self.inner.backend.store.get(cf::META, &Self::delivery_key(order_id)).ok().flatten().ok_or_else(|| {
+                p2p::transfer::wire_error(wire::ErrorCode::Unavailable, "the key is not delivered yet; retry shortly")
+            })?;
+        let wrapped = delivery.wrapped.iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
+            p2p::transfer::wire_error(wire::ErrorCode::NotFound, "the order does not cover this bundle")
+        })?;
+        Ok(delivery.message(order_id, bundle_id, wrapped.1.clone()))
+    }
+}
+
+/// The on-chain commitment to the keys delivered for an order: keccak-256 over the wrapped keys
+/// in the offer's bundle order.
+pub fn key_commitment(wrapped: &[(B256, Vec<u8>)]) -> B256 {
+    keccak256(wrapped.iter().flat_map(|(_, w)| w.iter().copied()).collect::<Vec<u8>>())
+}
+
+impl BundleSource for Provider {
+    /// Bundle ciphertext goes only to consumers that ordered it.
+    fn serve(&self, peer: &libp2p::PeerId, bundle: B256) -> Result<ServedBundle, wire::Error> {
+        let served = self.inner.served.read().expect("served lock").get(&bundle).cloned().ok_or_else(|| {
+            p2p::transfer::wire_error(wire::ErrorCode::NotFound, format!("this node does not provide bundle {bundle}"))
+        })?;
+        let offered = self.provided(bundle).ok().and_then(|b| b.parent).unwrap_or(bundle);
+        let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, offered));
+        if !ordered {
+            return Err(p2p::transfer::wire_error(
+                wire::ErrorCode::Forbidden,
+                format!("bundle {bundle} is served only to consumers with an order for it — place an order first"),
+            ));
+        }
+        Ok(served)
+    }
+}

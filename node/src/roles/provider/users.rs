@@ -1,0 +1,152 @@
+//! Users through the identity keeper: sign-up, consent requests, and exports of a user's records.
+
+use super::*;
+
+impl Provider {
+    /// Names the identity keeper users are signed up through (`provider.keeper`).
+    pub fn set_keeper(&self, keeper: Address) {
+        let _ = self.inner.keeper.set(keeper);
+    }
+
+    pub(super) async fn keeper_peer(&self) -> Result<libp2p::PeerId, ProviderError> {
+        let keeper = *self.inner.keeper.get().ok_or_else(|| {
+            ProviderError::Invalid("no identity keeper configured: set provider.keeper to its node address".into())
+        })?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        network
+            .connect_node(&self.services()?.state, keeper, std::time::Duration::from_secs(10))
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("cannot reach the keeper {keeper}: {e}")))
+    }
+
+    pub(super) fn identity_key(identity: &str) -> Vec<u8> {
+        [IDENTITY_PREFIX, IdentityHasher::digest(identity).as_slice()].concat()
+    }
+
+    /// Signs a user up through the keeper; returns the account id and whether it existed.
+    pub async fn sign_up(&self, identity: &str, app: B256) -> Result<(B256, bool), ProviderError> {
+        if IdentityHasher::normalize(identity).is_empty() {
+            return Err(ProviderError::Invalid("the identity is empty".into()));
+        }
+        let peer = self.keeper_peer().await?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let request =
+            wire::SignUpRequest { identity_digest: IdentityHasher::digest(identity).to_vec(), app_id: app.to_vec() };
+        let answer = network.request(peer, wire::request::Body::SignUp(request)).await?;
+        let Some(wire::response::Body::SignUp(result)) = answer.body else {
+            return Err(ProviderError::Unavailable("the keeper gave an unexpected answer".into()));
+        };
+        let user = B256::try_from(result.user_id.as_slice())
+            .map_err(|_| ProviderError::Unavailable("the keeper answered a malformed user id".into()))?;
+        let services = self.services()?;
+        // Ingest checks the indexed account and consents; wait until this node sees it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while services.state.user(user).map_err(internal)?.is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(ProviderError::Unavailable(format!("user {user} is not indexed here yet; retry shortly")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.inner
+            .backend
+            .store
+            .put(cf::META, &Self::identity_key(identity), &user, Durability::Sync)
+            .map_err(internal)?;
+        Ok((user, result.existing))
+    }
+
+    /// The account of an identity signed up through the keeper.
+    pub fn user_of_identity(&self, identity: &str) -> Result<Option<B256>, ProviderError> {
+        self.inner.backend.store.get(cf::META, &Self::identity_key(identity)).map_err(internal)
+    }
+
+    /// Asks the keeper to grant (or withdraw) consents for one of its users; returns the outbox
+    /// id of the keeper's transaction once this node has indexed it.
+    pub async fn request_consents(
+        &self,
+        user: B256,
+        app: B256,
+        items: Vec<wire::ConsentItem>,
+    ) -> Result<String, ProviderError> {
+        if items.is_empty() {
+            return Err(ProviderError::Invalid("no consent changes given".into()));
+        }
+        let peer = self.keeper_peer().await?;
+        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let request = wire::ConsentRequest { user_id: user.to_vec(), app_id: app.to_vec(), items };
+        let answer = network.request(peer, wire::request::Body::Consent(request)).await?;
+        let Some(wire::response::Body::Consent(result)) = answer.body else {
+            return Err(ProviderError::Unavailable("the keeper gave an unexpected answer".into()));
+        };
+        self.services()?.indexer.wait_for(result.block).await;
+        Ok(result.tx_id)
+    }
+
+    /// A keeper (or the user's own node) asks for a user's records: everything this node holds
+    /// for the user, pending or sealed, as NDJSON sealed to the given key.
+    pub fn records_for(
+        &self,
+        peer: &libp2p::PeerId,
+        request: &wire::RecordsRequest,
+    ) -> Result<wire::RecordsResult, ProviderError> {
+        let user = B256::try_from(request.user_id.as_slice())
+            .map_err(|_| ProviderError::Invalid("user_id must be 32 bytes".into()))?;
+        let services = self.services()?;
+        let requester = address_of_peer(peer)
+            .ok_or_else(|| ProviderError::Forbidden("the requester has no Ethereum identity".into()))?;
+        let row = services
+            .state
+            .user(user)
+            .map_err(internal)?
+            .ok_or_else(|| ProviderError::NotFound(format!("user {user} is not registered")))?;
+        if row.controller != requester && row.owner != requester {
+            return Err(ProviderError::Forbidden(format!(
+                "only the user's controller or owner gets their records; {requester} is neither"
+            )));
+        }
+        let mut out = Vec::new();
+        let mut count = 0u64;
+        let mut push = |canonical: &[u8]| -> Result<(), ProviderError> {
+            let record = Record::decode(canonical).map_err(internal)?;
+            let payload: serde_json::Value = serde_json::from_slice(&record.payload).map_err(internal)?;
+            let line = serde_json::json!({
+                "user_id": record.user_id,
+                "data_type": record.data_type,
+                "collected_at_ms": record.collected_at_ms,
+                "payload": payload,
+            });
+            serde_json::to_writer(&mut out, &line).map_err(internal)?;
+            out.push(b'\n');
+            count += 1;
+            if out.len() > MAX_EXPORT {
+                return Err(ProviderError::Invalid(format!(
+                    "the user's records exceed {MAX_EXPORT} bytes, more than one answer carries"
+                )));
+            }
+            Ok(())
+        };
+        let store = &self.inner.backend.store;
+        for row in store.scan_prefix(cf::RECORDS, &[]) {
+            let (_, value) = row.map_err(internal)?;
+            if value.len() >= 32 && value[..32] == user[..] {
+                push(&stream::open(&self.inner.storage_key, &value[32..]).map_err(internal)?)?;
+            }
+        }
+        for bundle in self.bundles()? {
+            if bundle.parent.is_some() || !bundle.users.contains(&user) {
+                continue;
+            }
+            let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
+            let mut body = std::io::BufReader::new(std::fs::File::open(&bundle.file).map_err(internal)?);
+            while let Some((entry_user, sealed)) = crate::roles::body::read_entry(&mut body).map_err(internal)? {
+                if entry_user == user {
+                    push(&stream::open(&dek, &sealed).map_err(internal)?)?;
+                }
+            }
+        }
+        let sealed = wrap::wrap(&request.public_key, &out)
+            .map_err(|e| ProviderError::Invalid(format!("cannot seal to that public key: {e}")))?;
+        info!(target: "provider", %user, %requester, count, "records exported");
+        Ok(wire::RecordsResult { sealed, count })
+    }
+}
