@@ -23,6 +23,20 @@ pub(crate) enum AppCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Let another node address ingest and register bundles for the app (owner's node only).
+    ///
+    /// Example: airbloc app authorize fitness --node 0x… --datadir testnet/state/provider-1
+    Authorize {
+        /// Name, or 0x id.
+        app: String,
+        #[arg(long)]
+        node: alloy::primitives::Address,
+        /// Withdraw the authorization instead.
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// An app by name or id: owner, authorized nodes.
     Show {
         /// Name, or 0x id.
@@ -84,6 +98,20 @@ pub(crate) async fn run_app(cmd: AppCommand, json: bool) -> Result<(), Failure> 
                 json,
                 serde_json::json!({ "app_id": hex_id(&app.app_id), "name": name, "tx_id": app.tx_id }),
                 || println!("app {name} registered: {}", hex_id(&app.app_id)),
+            );
+        }
+        AppCommand::Authorize { app, node, revoke, conn } => {
+            let mut provider = client!(conn, ProviderClient);
+            let request = airbloc_proto::v1::AuthorizeNodeRequest {
+                app_id: registry_id(&app, "app")?,
+                node: node.to_string(),
+                authorized: !revoke,
+            };
+            let done = provider.authorize_node(request).await.map_err(status_failure)?.into_inner();
+            output(
+                json,
+                serde_json::json!({ "tx_id": done.tx_id, "node": node.to_string(), "authorized": !revoke }),
+                || println!("{node} {} for {app}", if revoke { "is no longer authorized" } else { "is authorized" }),
             );
         }
         AppCommand::Show { app, conn } => {

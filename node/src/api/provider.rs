@@ -114,6 +114,20 @@ impl provider_server::Provider for ProviderService {
         Ok(Response::new(pb::RegisterAppResponse { app_id: app_id.to_vec(), tx_id }))
     }
 
+    async fn authorize_node(
+        &self,
+        request: Request<pb::AuthorizeNodeRequest>,
+    ) -> Result<Response<pb::AuthorizeNodeResponse>, Status> {
+        let request = request.into_inner();
+        let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
+        let node = request
+            .node
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("node `{}` is not an address: {e}", request.node)))?;
+        let tx_id = self.provider.authorize_node(app, node, request.authorized).await.map_err(status)?;
+        Ok(Response::new(pb::AuthorizeNodeResponse { tx_id }))
+    }
+
     async fn register_data_type(
         &self,
         request: Request<pb::RegisterDataTypeRequest>,

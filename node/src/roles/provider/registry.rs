@@ -27,6 +27,31 @@ impl Provider {
         Ok((keccak256(name.as_bytes()), id))
     }
 
+    /// Lets another node address ingest and register bundles for an app this node owns (or
+    /// withdraws that); waits until mined and indexed.
+    pub async fn authorize_node(&self, app: B256, node: Address, authorized: bool) -> Result<String, ProviderError> {
+        let services = self.services()?;
+        let row = services
+            .state
+            .app(app)
+            .map_err(internal)?
+            .filter(|a| !a.retired)
+            .ok_or_else(|| ProviderError::NotFound(format!("app {app} is not registered (or not indexed yet)")))?;
+        if row.owner != self.address() {
+            return Err(ProviderError::Forbidden(format!(
+                "app {app} belongs to {}; only its owner's node can authorize others",
+                row.owner
+            )));
+        }
+        let registry = services.deployment.address("AppRegistry").map_err(internal)?;
+        // Setting the same value twice is harmless on chain; the block keeps ids of later changes apart.
+        let id = format!("app:authorize:{app}:{node}:{authorized}:{}", services.indexer.progress().indexed);
+        let data = AppRegistry::setAuthorizedCall { appId: app, account: node, authorized }.abi_encode();
+        let label = format!("{} {node} for app {app}", if authorized { "authorize" } else { "deauthorize" });
+        self.transact(id.clone(), registry, data, label).await?;
+        Ok(id)
+    }
+
     /// Registers a data type with its JSON Schema.
     pub async fn register_data_type(
         &self,
