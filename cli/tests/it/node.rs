@@ -104,6 +104,8 @@ async fn node_txs_lists_the_outbox() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no transactions"));
     let out = airbloc().args(["node", "resend", "nope", "--datadir"]).arg(&datadir).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "unknown id is 'not found'");
+    let out = airbloc().args(["node", "cancel", "nope", "--datadir"]).arg(&datadir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "unknown id is 'not found'");
     let out = airbloc().args(["--json", "node", "status", "--datadir"]).arg(&datadir).output().unwrap();
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["deployment_loaded"], true);

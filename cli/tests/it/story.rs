@@ -259,6 +259,31 @@ fn the_whole_story_through_the_cli() {
     let alice_id = signed["user_id"].as_str().unwrap().to_owned();
     let account = call(&["user", "show", "alice@example.com"], &keeper);
     assert_eq!(account["status"], "temporary");
+    let by_id = call_until(&["user", "show", "--id", &alice_id], &consumer, &|_| true);
+    assert_eq!(
+        (by_id["status"].as_str(), by_id["controller"].as_str()),
+        (Some("temporary"), Some(keeper.address.as_str()))
+    );
+    // A user can also sign up at the keeper directly, and the keeper writes consents for them.
+    let dana = call(&["user", "signup", "dana@example.com"], &keeper);
+    assert_eq!(dana["status"], "temporary");
+    call(
+        &[
+            "consent",
+            "allow",
+            "--identity",
+            "dana@example.com",
+            "--app",
+            "fitness",
+            "--data-type",
+            "steps",
+            "--action",
+            "collect",
+        ],
+        &keeper,
+    );
+    let dana_consents = call(&["consent", "list", "--identity", "dana@example.com"], &keeper);
+    assert_eq!(dana_consents["consents"][0]["allowed"], true);
     call(
         &["user", "policy", "alice@example.com", "--grant", "collect:fitness", "--grant", "exchange:fitness"],
         &keeper,
