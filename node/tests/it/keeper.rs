@@ -182,3 +182,51 @@ async fn users_signed_up_through_the_keeper_sell_only_what_they_still_allow() {
     assert_eq!(unlocked.owner.to_lowercase(), wallet.to_string().to_lowercase());
     assert_eq!(B256::from_slice(&unlocked.user_id), users[1]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keeper_killed_during_sign_ups_creates_each_account_exactly_once() {
+    let mut w = World::start(true).await;
+    let keeper_address: alloy::primitives::Address = w.keeper_node.as_ref().unwrap().runtime.address.parse().unwrap();
+    let identities: Vec<String> = (0..20).map(|i| format!("user-{i}@example.com")).collect();
+    let sign_up_all = |node: &super::support::NodeProcess| {
+        let (c, a) = channel(node);
+        let keeper = KeeperClient::with_interceptor(c, a);
+        let identities = identities.clone();
+        async move {
+            let asks = identities.into_iter().map(|identity| {
+                let mut keeper = keeper.clone();
+                async move { keeper.sign_up(airbloc_proto::v1::KeeperSignUpRequest { identity }).await }
+            });
+            futures::future::join_all(asks).await
+        }
+    };
+    // The keeper must have indexed its controller listing before it signs anyone up.
+    use alloy::providers::Provider as _;
+    let head = w.governor.get_block_number().await.unwrap();
+    super::world::wait_indexed(w.keeper_node.as_ref().unwrap(), head).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let first = sign_up_all(w.keeper_node.as_ref().unwrap());
+    // Killed while the sign-ups are in flight.
+    let in_flight = tokio::spawn(first);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let keeper = w.keeper_node.as_mut().unwrap();
+    keeper.signal("KILL");
+    keeper.wait_exit(Duration::from_secs(10));
+    let answered = in_flight.await.unwrap().iter().filter(|a| a.is_ok()).count();
+    assert!(answered < 20, "the kill came after every sign-up finished; nothing was in flight");
+    let rpc = w.anvil.endpoint();
+    *keeper = World::start_node(&w.dir, &rpc, &w.boot_addr, "keeper", "keeper");
+    // Asked again after the restart, every identity gets its account.
+    let users: Vec<B256> = loop {
+        let answers = sign_up_all(w.keeper_node.as_ref().unwrap()).await;
+        if answers.iter().all(Result::is_ok) {
+            break answers.into_iter().map(|a| B256::from_slice(&a.unwrap().into_inner().user_id)).collect();
+        }
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(60), "sign-ups keep failing: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(users.iter().collect::<std::collections::BTreeSet<_>>().len(), 20);
+    // Exactly one transaction per account, plus the keeper's own NodeRegistry entry.
+    let sent = w.governor.get_transaction_count(keeper_address).await.unwrap();
+    assert_eq!(sent, 21, "20 accounts + 1 registration, none twice");
+}
