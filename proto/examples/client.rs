@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run -p airbloc-proto --example client -- status   --datadir testnet/state/provider-1
 //! cargo run -p airbloc-proto --example client -- ingest   --datadir testnet/state/provider-1 \
-//!     --app 0x… --data-type 0x… --user 0x… --count 100
+//!     --app 0x… --data-type 0x… --user 0x… --count 100 [--payload '{"steps":1}']
 //! cargo run -p airbloc-proto --example client -- download --datadir testnet/state/consumer-1 \
 //!     --order 0x… --bundle 0x… --out /tmp/records.ndjson
 //! ```
@@ -38,20 +38,11 @@ fn id(text: &str) -> Result<Vec<u8>> {
 fn endpoint(flags: &HashMap<String, String>) -> Result<(String, String)> {
     let (url, token_file) = match flags.get("datadir") {
         Some(dir) => {
-            let runtime = std::fs::read_to_string(PathBuf::from(dir).join("node.json"))?;
-            // node.json: {"grpc_addr": "127.0.0.1:9640", "token_file": "…", …}; read two fields
-            // without a JSON dependency.
-            let field = |name: &str| -> Option<String> {
-                let start = runtime.find(&format!("\"{name}\""))? + name.len() + 2;
-                let rest = &runtime[start..];
-                let open = rest.find('"')? + 1;
-                let close = rest[open..].find('"')? + open;
-                Some(rest[open..close].to_owned())
-            };
-            (
-                format!("http://{}", field("grpc_addr").ok_or("no grpc_addr in node.json")?),
-                field("token_file").ok_or("no token_file")?,
-            )
+            // node.json: {"grpc_addr": "127.0.0.1:9640", "token_file": "…/api.token", …}
+            let runtime: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(PathBuf::from(dir).join("node.json"))?)?;
+            let field = |name: &str| runtime[name].as_str().map(str::to_owned).ok_or(format!("no {name} in node.json"));
+            (format!("http://{}", field("grpc_addr")?), field("token_file")?)
         }
         None => (
             flags.get("grpc").cloned().ok_or("give --datadir, or --grpc and --token-file")?,
@@ -83,13 +74,15 @@ async fn main() -> Result<()> {
         "ingest" => {
             let (app, data_type, user) = (id(&flags["app"])?, id(&flags["data-type"])?, id(&flags["user"])?);
             let count: u64 = flags.get("count").map_or(Ok(10), |c| c.parse())?;
+            // --payload '{"steps":1,"date":"2026-01-01"}' to match the data type's schema.
+            let payload = flags.get("payload").cloned();
             // A client stream: records are sent as they are produced; the summary comes at the end.
             let records = (0..count).map(move |i| IngestRecord {
                 app_id: app.clone(),
                 data_type_id: data_type.clone(),
                 user_id: user.clone(),
                 collected_at_ms: 1_767_225_600_000 + i,
-                payload_json: format!(r#"{{"steps":{i}}}"#),
+                payload_json: payload.clone().unwrap_or_else(|| format!(r#"{{"steps":{i}}}"#)),
                 ..Default::default()
             });
             let mut provider = ProviderClient::with_interceptor(channel, auth);
@@ -114,6 +107,7 @@ async fn main() -> Result<()> {
             // A server stream: progress messages, the last one with done = true.
             while let Some(p) = progress.message().await? {
                 if p.done {
+                    eprintln!();
                     println!("{} records verified and decrypted to {}", p.records, p.output_path);
                 } else {
                     eprint!("\r{} / {} bytes", p.bytes, p.total);
