@@ -106,14 +106,25 @@ impl Provider {
                 && let Ok(orders) = services.state.orders()
             {
                 let mut live = std::collections::HashSet::new();
+                // Each offer is read once per round, however many orders it has.
+                let mut offers: HashMap<B256, Option<Arc<OfferRow>>> = HashMap::new();
                 for (order_id, order) in orders {
                     if order.status == "refunded" || order.status == "disputed" {
                         continue;
                     }
-                    let Ok(Some(offer)) = services.state.offer(order.offer) else { continue };
-                    if offer.provider != self.address() {
-                        continue;
-                    }
+                    let offer = offers
+                        .entry(order.offer)
+                        .or_insert_with(|| {
+                            services
+                                .state
+                                .offer(order.offer)
+                                .ok()
+                                .flatten()
+                                .filter(|o| o.provider == self.address())
+                                .map(Arc::new)
+                        })
+                        .clone();
+                    let Some(offer) = offer else { continue };
                     // Allowed to fetch before its key arrives, so a download can start at once.
                     let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
                     self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
