@@ -154,8 +154,17 @@ fn role_names(bits: u8) -> Vec<&'static str> {
 
 impl Governed {
     async fn call(&self, name: &'static str, data: Vec<u8>) -> Result<alloy::rpc::types::TransactionReceipt, Failure> {
-        let key = self.key.load(&self.password)?;
-        let (provider, deployment) = self.chain.connect(Some(&key)).await?;
+        self.call_with(&self.key.load(&self.password)?, name, data).await
+    }
+
+    /// Sends with a key already opened (a keystore is decrypted, or prompted for, once).
+    async fn call_with(
+        &self,
+        key: &airbloc_node::keys::NodeKey,
+        name: &'static str,
+        data: Vec<u8>,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, Failure> {
+        let (provider, deployment) = self.chain.connect(Some(key)).await?;
         send(&provider, contract(&deployment, name)?, data, U256::ZERO).await
     }
 }
@@ -231,7 +240,7 @@ pub(crate) async fn run(cmd: AdminCommand, json: bool) -> Result<(), Failure> {
                 multiaddrs: addrs,
             }
             .abi_encode();
-            let receipt = node.call("NodeRegistry", data).await?;
+            let receipt = node.call_with(&key, "NodeRegistry", data).await?;
             print_tx(json, &receipt, &format!("registered {} ({})", key.address(), key.peer_id()));
         }
         AdminCommand::Node(NodeEntryCommand::Update { roles, addrs, node }) => {

@@ -211,8 +211,9 @@ pub(crate) enum WalletCommand {
     },
 }
 
-fn store(dir: &Path, name: Option<&str>, key: &NodeKey, password: &str) -> Result<PathBuf, Failure> {
-    let name = name.map(str::to_owned).unwrap_or_else(|| key.address().to_string());
+/// Where a new keystore for `address` goes: `<dir>/<name or address>.json`, not yet taken.
+fn new_keystore_path(dir: &Path, name: Option<&str>, address: Address) -> Result<PathBuf, Failure> {
+    let name = name.map(str::to_owned).unwrap_or_else(|| address.to_string());
     if name.is_empty() || name.contains('/') {
         return Err(Failure::new(exit::USAGE, format!("`{name}` is not a usable file name")));
     }
@@ -220,6 +221,11 @@ fn store(dir: &Path, name: Option<&str>, key: &NodeKey, password: &str) -> Resul
     if path.exists() {
         return Err(Failure::new(exit::USAGE, format!("{} exists; choose another --name", path.display())));
     }
+    Ok(path)
+}
+
+fn store(dir: &Path, name: Option<&str>, key: &NodeKey, password: &str) -> Result<PathBuf, Failure> {
+    let path = new_keystore_path(dir, name, key.address())?;
     keys::write_keystore(&path, key, password).map_err(key_failure)?;
     Ok(path)
 }
@@ -243,11 +249,7 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
             if let Some(source) = keystore {
                 let pw = password.read(false)?;
                 let key = keys::open_keystore(&source, &pw).map_err(key_failure)?;
-                let name = name.unwrap_or_else(|| key.address().to_string());
-                let path = dir.join(format!("{name}.json"));
-                if path.exists() {
-                    return Err(Failure::new(exit::USAGE, format!("{} exists; choose another --name", path.display())));
-                }
+                let path = new_keystore_path(&dir, name.as_deref(), key.address())?;
                 keys::create_private_dir(&dir)
                     .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
                     .and_then(|()| std::fs::copy(&source, &path).map(drop))

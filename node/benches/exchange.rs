@@ -15,7 +15,7 @@ mod support;
 #[path = "../tests/it/world.rs"]
 mod world;
 
-use airbloc_proto::v1::{DownloadRequest, IngestRecord, PlaceOrderRequest};
+use airbloc_proto::v1::{IngestRecord, PlaceOrderRequest};
 use alloy::primitives::U256;
 use std::time::{Duration, Instant};
 use world::World;
@@ -60,22 +60,7 @@ async fn bench(mib: u64) {
     stages.push(("key delivered", t.elapsed()));
 
     t = Instant::now();
-    let output = w.dir.path().join("out.ndjson");
-    let mut progress = w
-        .consumer
-        .download(DownloadRequest {
-            order_id: order.order_id.clone(),
-            bundle_id,
-            output_path: output.display().to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(message) = progress.message().await.unwrap() {
-        last = Some(message);
-    }
-    assert!(last.unwrap().done);
+    let output = w.download_file(&order.order_id, &bundle_id, "out.ndjson").await;
     stages.push(("download + verify + decrypt", t.elapsed()));
     let total = start.elapsed();
     let lines = std::fs::read_to_string(&output).unwrap().lines().count() as u64;

@@ -44,3 +44,15 @@ pub fn read_entry(input: &mut impl Read) -> io::Result<Option<(B256, Vec<u8>)>> 
 pub fn leaf(user: B256, index: u64, sealed: &[u8]) -> B256 {
     record_leaf(user, index, keccak256(sealed))
 }
+
+/// A record as the NDJSON line consumers and exports write: user, data type, collection time and
+/// the payload as JSON.
+pub fn ndjson_line(record: &crate::crypto::record::Record) -> Result<serde_json::Value, serde_json::Error> {
+    let payload: serde_json::Value = serde_json::from_slice(&record.payload)?;
+    Ok(serde_json::json!({
+        "user_id": record.user_id,
+        "data_type": record.data_type,
+        "collected_at_ms": record.collected_at_ms,
+        "payload": payload,
+    }))
+}

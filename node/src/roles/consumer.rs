@@ -93,12 +93,8 @@ impl Consumer {
         Self { inner: Arc::new(Inner { backend, key, datadir: datadir.to_owned() }) }
     }
 
-    fn services(&self) -> Result<&ChainServices, ConsumerError> {
-        self.inner.backend.services().ok_or_else(|| {
-            ConsumerError::Unavailable(
-                "chain services are not running (set chain.deployment and check chain.rpc_url)".into(),
-            )
-        })
+    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
+        crate::roles::chain_services(&self.inner.backend)
     }
 
     pub fn address(&self) -> Address {
@@ -377,7 +373,7 @@ impl Consumer {
         if let Some(key) = store.get_raw(cf::META, &Self::key_slot(order.id, bundle)).map_err(internal)? {
             return Ok(key);
         }
-        let network = self.inner.backend.network().ok_or_else(|| ConsumerError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         let request = wire::KeyRequest { order_id: order.id.to_vec(), bundle_id: bundle.to_vec() };
         match network.request(provider, wire::request::Body::KeyRequest(request)).await {
             Ok(wire::Response { body: Some(wire::response::Body::Key(delivery)), .. }) => {
@@ -412,8 +408,7 @@ impl Consumer {
             .bundle(bundle_id)
             .map_err(internal)?
             .ok_or_else(|| ConsumerError::NotFound(format!("bundle {bundle_id} is not registered")))?;
-        let network =
-            self.inner.backend.network().ok_or_else(|| ConsumerError::Unavailable("no network".into()))?.clone();
+        let network = crate::roles::network(&self.inner.backend)?.clone();
         let provider = network
             .connect_node(&services.state, row.provider, Duration::from_secs(15))
             .await
@@ -553,14 +548,7 @@ fn decrypt_body(
         if record.user_id != user {
             return Err(mismatch(format!("record {records} names another user than its entry")));
         }
-        let payload: serde_json::Value =
-            serde_json::from_slice(&record.payload).map_err(|e| mismatch(format!("record {records}: {e}")))?;
-        let line = serde_json::json!({
-            "user_id": record.user_id,
-            "data_type": record.data_type,
-            "collected_at_ms": record.collected_at_ms,
-            "payload": payload,
-        });
+        let line = body::ndjson_line(&record).map_err(|e| mismatch(format!("record {records}: {e}")))?;
         serde_json::to_writer(&mut out, &line).map_err(internal)?;
         out.write_all(b"\n").map_err(internal)?;
         records += 1;

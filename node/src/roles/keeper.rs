@@ -140,12 +140,8 @@ impl Keeper {
         (keeper, run_batches(backend, rx))
     }
 
-    fn services(&self) -> Result<&ChainServices, RoleError> {
-        self.inner.backend.services().ok_or_else(|| {
-            RoleError::Unavailable(
-                "chain services are not running (set chain.deployment and check chain.rpc_url)".into(),
-            )
-        })
+    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
+        crate::roles::chain_services(&self.inner.backend)
     }
 
     /// This node's address.
@@ -348,7 +344,7 @@ impl Keeper {
             .map_err(|e| RoleError::Invalid(format!("not an uncompressed secp256k1 public key: {e}")))?;
         let user = self.account(identity)?.account.user;
         let services = self.services()?;
-        let network = self.inner.backend.network().ok_or_else(|| RoleError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         let providers: Vec<Address> = services
             .state
             .nodes()

@@ -13,7 +13,19 @@ pub mod keeper;
 pub mod provider;
 pub mod schemas;
 
-use crate::backend::TransactError;
+use crate::backend::{Backend, ChainServices, TransactError};
+
+/// The chain services every role needs, or the error that says how to get them.
+pub(crate) fn chain_services(backend: &Backend) -> Result<&ChainServices, RoleError> {
+    backend.services().ok_or_else(|| {
+        RoleError::Unavailable("chain services are not running (set chain.deployment and check chain.rpc_url)".into())
+    })
+}
+
+/// The p2p network, once started.
+pub(crate) fn network(backend: &Backend) -> Result<&crate::p2p::Network, RoleError> {
+    backend.network().ok_or_else(|| RoleError::Unavailable("the p2p network is not running".into()))
+}
 
 /// Why a role call failed; each kind maps to one gRPC code (`api`) and one p2p error code.
 #[derive(Debug, thiserror::Error)]

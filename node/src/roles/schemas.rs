@@ -40,15 +40,14 @@ impl Schemas {
     /// The schema of a registered data type: from the store, else from the data type owner's
     /// node, else from any connected peer; checked against the on-chain hash and kept.
     pub async fn of_data_type(&self, data_type: B256) -> Result<(crate::chain::state::DataTypeRow, String), RoleError> {
-        let services =
-            self.backend.services().ok_or_else(|| RoleError::Unavailable("chain services are not running".into()))?;
+        let services = super::chain_services(&self.backend)?;
         let row = services.state.data_type(data_type).map_err(internal)?.ok_or_else(|| {
             RoleError::NotFound(format!("data type {data_type} is not registered (or not indexed yet)"))
         })?;
         if let Some(json) = self.local(row.schema_hash)? {
             return Ok((row, json));
         }
-        let network = self.backend.network().ok_or_else(|| RoleError::Unavailable("no network".into()))?;
+        let network = super::network(&self.backend)?;
         let mut peers = Vec::new();
         if let Ok(owner) = network.connect_node(&services.state, row.owner, Duration::from_secs(10)).await {
             peers.push(owner);

@@ -292,13 +292,8 @@ impl World {
         }
     }
 
-    /// Downloads to `name` and returns the NDJSON lines as (user, collected_at, payload).
-    pub(crate) async fn download(
-        &mut self,
-        order_id: &[u8],
-        bundle_id: &[u8],
-        name: &str,
-    ) -> BTreeSet<(String, u64, String)> {
+    /// Downloads to `name` in the world's dir until done; returns the output file.
+    pub(crate) async fn download_file(&mut self, order_id: &[u8], bundle_id: &[u8], name: &str) -> std::path::PathBuf {
         let output = self.dir.path().join(name);
         let mut progress = self
             .consumer
@@ -315,6 +310,17 @@ impl World {
             last = Some(message);
         }
         assert!(last.unwrap().done);
+        output
+    }
+
+    /// Downloads to `name` and returns the NDJSON lines as (user, collected_at, payload).
+    pub(crate) async fn download(
+        &mut self,
+        order_id: &[u8],
+        bundle_id: &[u8],
+        name: &str,
+    ) -> BTreeSet<(String, u64, String)> {
+        let output = self.download_file(order_id, bundle_id, name).await;
         std::fs::read_to_string(&output)
             .unwrap()
             .lines()

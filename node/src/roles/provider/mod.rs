@@ -222,12 +222,8 @@ impl Provider {
         Ok(provider)
     }
 
-    fn services(&self) -> Result<&ChainServices, ProviderError> {
-        self.inner.backend.services().ok_or_else(|| {
-            ProviderError::Unavailable(
-                "chain services are not running (set chain.deployment and check chain.rpc_url)".into(),
-            )
-        })
+    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
+        crate::roles::chain_services(&self.inner.backend)
     }
 
     /// This node's address.

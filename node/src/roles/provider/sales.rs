@@ -145,37 +145,28 @@ impl Provider {
         }
     }
 
-    /// The root of the records in `bundle`'s file as served now, and a DeliveryProof signature
-    /// over it (leaf = root, empty proof): the node answers for what it serves.
-    pub(super) async fn served_root_statement(
+    /// The root of the records this node wrote into `bundle`'s file (computed from those exact
+    /// leaves at sealing; the file's chunks are pinned by the registered ciphertextHash), and a
+    /// DeliveryProof signature over it (leaf = root, empty proof): the node answers for what it
+    /// serves.
+    pub(super) fn served_root_statement(
         &self,
         order: B256,
         bundle: &ProvidedBundle,
     ) -> Result<(B256, Vec<u8>), ProviderError> {
+        use alloy::{signers::SignerSync, sol_types::SolStruct};
         let services = self.services()?;
         let exchange = services.deployment.address("Exchange").map_err(internal)?;
         let domain = crate::crypto::eip712::exchange_domain(services.deployment.chain_id, exchange);
-        let file = bundle.file.clone();
-        let root = tokio::task::spawn_blocking(move || {
-            let mut input = std::io::BufReader::new(std::fs::File::open(&file).map_err(internal)?);
-            let mut leaves = Vec::new();
-            while let Some((user, sealed)) = crate::roles::body::read_entry(&mut input).map_err(internal)? {
-                leaves.push(crate::roles::body::leaf(user, leaves.len() as u64, &sealed));
-            }
-            Ok::<_, ProviderError>(MerkleTree::new(&leaves).map_err(internal)?.root())
-        })
-        .await
-        .map_err(internal)??;
         let statement = crate::crypto::eip712::DeliveryProof {
             order,
             bundle: bundle.bundle_id,
-            leaf: root,
+            leaf: bundle.merkle_root,
             proofHash: crate::crypto::eip712::proof_hash(&[]),
         };
-        use alloy::{signers::SignerSync, sol_types::SolStruct};
         let signature =
             self.inner.key.signer().sign_hash_sync(&statement.eip712_signing_hash(&domain)).map_err(internal)?;
-        Ok((root, signature.as_bytes().to_vec()))
+        Ok((bundle.merkle_root, signature.as_bytes().to_vec()))
     }
 
     pub(super) fn delivery_key(order: B256) -> Vec<u8> {
@@ -223,7 +214,7 @@ impl Provider {
                     let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
                         .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
                     wrapped.push((*bundle_id, for_consumer));
-                    let (root, signature) = self.served_root_statement(order_id, &bundle).await?;
+                    let (root, signature) = self.served_root_statement(order_id, &bundle)?;
                     evidence.push((*bundle_id, root, signature));
                 }
                 let delivery = Delivery { wrapped, submitted: false, derived, evidence };
@@ -234,7 +225,7 @@ impl Provider {
         if delivery.submitted {
             return Ok(());
         }
-        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         let peer = network
             .connect_node(&services.state, order.consumer, std::time::Duration::from_secs(10))
             .await

@@ -12,7 +12,7 @@ impl Provider {
         let keeper = *self.inner.keeper.get().ok_or_else(|| {
             ProviderError::Invalid("no identity keeper configured: set provider.keeper to its node address".into())
         })?;
-        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         network
             .connect_node(&self.services()?.state, keeper, std::time::Duration::from_secs(10))
             .await
@@ -29,7 +29,7 @@ impl Provider {
             return Err(ProviderError::Invalid("the identity is empty".into()));
         }
         let peer = self.keeper_peer().await?;
-        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         let request =
             wire::SignUpRequest { identity_digest: IdentityHasher::digest(identity).to_vec(), app_id: app.to_vec() };
         let answer = network.request(peer, wire::request::Body::SignUp(request)).await?;
@@ -72,7 +72,7 @@ impl Provider {
             return Err(ProviderError::Invalid("no consent changes given".into()));
         }
         let peer = self.keeper_peer().await?;
-        let network = self.inner.backend.network().ok_or_else(|| ProviderError::Unavailable("no network".into()))?;
+        let network = crate::roles::network(&self.inner.backend)?;
         let request = wire::ConsentRequest { user_id: user.to_vec(), app_id: app.to_vec(), items };
         let answer = network.request(peer, wire::request::Body::Consent(request)).await?;
         let Some(wire::response::Body::Consent(result)) = answer.body else {
@@ -108,13 +108,7 @@ impl Provider {
         let mut count = 0u64;
         let mut push = |canonical: &[u8]| -> Result<(), ProviderError> {
             let record = Record::decode(canonical).map_err(internal)?;
-            let payload: serde_json::Value = serde_json::from_slice(&record.payload).map_err(internal)?;
-            let line = serde_json::json!({
-                "user_id": record.user_id,
-                "data_type": record.data_type,
-                "collected_at_ms": record.collected_at_ms,
-                "payload": payload,
-            });
+            let line = crate::roles::body::ndjson_line(&record).map_err(internal)?;
             serde_json::to_writer(&mut out, &line).map_err(internal)?;
             out.push(b'\n');
             count += 1;
