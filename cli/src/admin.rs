@@ -7,7 +7,7 @@ use crate::{
     exit,
     wallet::{KeyArgs, PasswordArgs},
 };
-use airbloc_node::chain::{
+use airbloc_eth::{
     contracts::{ControllerRegistry, NodeRegistry, roles},
     deploy::{DeployOptions, deploy_all},
 };
@@ -160,7 +160,7 @@ impl Governed {
     /// Sends with a key already opened (a keystore is decrypted, or prompted for, once).
     async fn call_with(
         &self,
-        key: &airbloc_node::keys::NodeKey,
+        key: &airbloc_eth::keys::NodeKey,
         name: &'static str,
         data: Vec<u8>,
     ) -> Result<alloy::rpc::types::TransactionReceipt, Failure> {
@@ -292,5 +292,5 @@ pub(crate) async fn run(cmd: AdminCommand, json: bool) -> Result<(), Failure> {
 
 /// A PeerId's text form from its bytes (base58 of the multihash).
 fn libp2p_peer_id(bytes: &[u8]) -> String {
-    airbloc_node::keys::peer_id_text(bytes)
+    airbloc_eth::keys::peer_id_text(bytes)
 }

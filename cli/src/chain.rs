@@ -2,10 +2,7 @@
 //! and sending a transaction with its revert named.
 
 use crate::{Failure, exit};
-use airbloc_node::{
-    chain::{Deployment, contracts::describe_revert},
-    keys::NodeKey,
-};
+use airbloc_eth::{Deployment, contracts::describe_revert, keys::NodeKey};
 use alloy::{
     network::{EthereumWallet, TransactionBuilder},
     primitives::{Address, Bytes, U256},

@@ -10,10 +10,8 @@ use crate::{
     registry::registry_id,
     wallet::PasswordArgs,
 };
-use airbloc_node::{
-    chain::contracts::Consents,
-    crypto::eip712::{Consent, ConsentBatch, consents_domain},
-};
+use airbloc_crypto::eip712::{Consent, ConsentBatch, consents_domain};
+use airbloc_eth::contracts::Consents;
 use airbloc_proto::v1::{
     ConsentChange, ExportRequest, Grant, IdentityRequest, KeeperSignUpRequest, ListConsentsResponse,
     ProviderSignUpRequest, RequestConsentsRequest, SetConsentsRequest, SetPolicyRequest, UnlockRequest, UserRef,
@@ -277,10 +275,10 @@ pub(crate) async fn run_user(cmd: UserCommand, json: bool) -> Result<(), Failure
         UserCommand::Create { wallet, password, chain } => {
             let key = crate::wallet::KeyArgs { keystore: Some(wallet), private_key_file: None }.load(&password)?;
             let (provider, deployment) = chain.connect(Some(&key)).await?;
-            let data = airbloc_node::chain::contracts::Users::createCall {}.abi_encode();
+            let data = airbloc_eth::contracts::Users::createCall {}.abi_encode();
             let receipt = send(&provider, contract(&deployment, "Users")?, data, U256::ZERO).await?;
             let user = receipt
-                .decoded_log::<airbloc_node::chain::contracts::Users::UserCreated>()
+                .decoded_log::<airbloc_eth::contracts::Users::UserCreated>()
                 .map(|log| log.userId)
                 .ok_or_else(|| Failure::new(exit::CHAIN, "the account was created but its event is missing"))?;
             output(

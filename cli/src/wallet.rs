@@ -9,8 +9,8 @@ use crate::{
     client::{output, parse_amount},
     exit,
 };
-use airbloc_node::{
-    chain::contracts::IERC20,
+use airbloc_eth::{
+    contracts::IERC20,
     keys::{self, KeyError, NodeKey},
 };
 use alloy::{
@@ -338,7 +338,7 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
         }
         WalletCommand::Credits { address, token, chain } => {
             let (provider, deployment) = chain.connect(None).await?;
-            let exchange = airbloc_node::chain::contracts::Exchange::new(
+            let exchange = airbloc_eth::contracts::Exchange::new(
                 crate::chain::contract(&deployment, "Exchange")?,
                 &provider,
             );

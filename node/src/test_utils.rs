@@ -1,42 +1,12 @@
-//! Helpers for tests of this crate and the others in the workspace (feature `test-utils`).
+//! Helpers for tests of this crate (feature `test-utils`).
 //!
-//! The chain toolchain (anvil, forge, cast) is installed by `.ci/bootstrap` from the npm
-//! registry into `contracts/node_modules`; [`foundry_tool`] finds it there, or in
-//! `$AIRBLOC_FOUNDRY_BIN` when set.
+//! Anvil and the Foundry tools come from `airbloc_eth::test_utils` (re-exported here); this
+//! module adds what needs the node: keys with their libp2p side, and the interop scripts.
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::node_bindings::AnvilInstance;
 use std::path::PathBuf;
 
-/// The workspace root (the folder holding the top-level Cargo.toml).
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("node/ sits in the workspace").to_path_buf()
-}
-
-/// Path to a Foundry binary (`anvil`, `forge`, `cast`).
-///
-/// Panics with what to run when it is not installed.
-pub fn foundry_tool(name: &str) -> PathBuf {
-    let path = match std::env::var_os("AIRBLOC_FOUNDRY_BIN") {
-        Some(dir) => PathBuf::from(dir).join(name),
-        None => workspace_root()
-            .join("contracts/node_modules/@foundry-rs")
-            .join(format!("{name}-linux-amd64"))
-            .join("bin")
-            .join(name),
-    };
-    assert!(path.is_file(), "{} not found — run `bash .ci/bootstrap` to install the chain toolchain", path.display());
-    path
-}
-
-/// A fresh anvil on a free port; it stops when the returned value drops.
-pub fn spawn_anvil() -> AnvilInstance {
-    Anvil::at(foundry_tool("anvil")).try_spawn().expect("anvil starts")
-}
-
-/// A fresh anvil with extra command-line arguments (e.g. `["--block-time", "1"]`).
-pub fn spawn_anvil_with(args: &[&str]) -> AnvilInstance {
-    Anvil::at(foundry_tool("anvil")).args(args.iter().copied()).try_spawn().expect("anvil starts")
-}
+pub use airbloc_eth::test_utils::{foundry_tool, spawn_anvil, spawn_anvil_with, workspace_root};
 
 /// The Python interpreter of the test virtualenv (`.ci/.venv`, made by `.ci/bootstrap`) with the
 /// interop packages (eciespy, eth-account).

@@ -1,6 +1,6 @@
 use super::airbloc;
-use airbloc_node::{
-    chain::deployment::{CONTRACTS, Deployment},
+use airbloc_eth::{
+    deployment::{CONTRACTS, Deployment},
     test_utils::spawn_anvil,
 };
 use alloy::providers::{Provider, ProviderBuilder};

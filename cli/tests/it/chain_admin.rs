@@ -2,8 +2,8 @@
 //! keystore, controllers, ERC-20 balances and transfers, and the chain's refusals as exit code 3.
 
 use super::airbloc;
-use airbloc_node::{
-    chain::contracts::TestToken,
+use airbloc_eth::{
+    contracts::TestToken,
     mined,
     test_utils::{dev_key, signing_provider, spawn_anvil},
 };
@@ -85,7 +85,7 @@ async fn node_entries_controllers_and_tokens() {
     assert!(stderr.contains("OwnableUnauthorizedAccount"), "{stderr}");
 
     // ERC-20: balance and transfer.
-    let deployment = airbloc_node::chain::Deployment::load(dir.path().join("deployment.json").as_path()).unwrap();
+    let deployment = airbloc_eth::Deployment::load(dir.path().join("deployment.json").as_path()).unwrap();
     let token = deployment.address("TestToken").unwrap();
     let holder = dev_key(&anvil, 0);
     mined!(

@@ -7,7 +7,11 @@ mod chain_admin;
 mod node;
 mod story;
 
-use std::{path::PathBuf, process::Command};
+use serde::Deserialize;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 /// The `airbloc` binary under test.
 pub fn airbloc() -> Command {
@@ -20,9 +24,34 @@ pub fn airbloc() -> Command {
     cmd
 }
 
-/// The `airblocd` binary built beside `airbloc` in the same workspace build.
+/// The `airblocd` binary built beside `airbloc` in the same target directory.
+///
+/// The CLI does not depend on the node crate, so `cargo test -p airbloc-cli` alone does not
+/// build it; a workspace build does.
 pub fn airblocd() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_airbloc")).with_file_name("airblocd");
-    assert!(path.is_file(), "{} missing — build the workspace (`cargo build --workspace`) first", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing — these tests start a real node: build it into the same target directory first \
+         (`cargo build --workspace`, or `cargo build -p airbloc-node --bin airblocd`)",
+        path.display()
+    );
     path
+}
+
+/// The parts of a running node's `<datadir>/node.json` the tests read.
+#[derive(Debug, Deserialize)]
+pub struct RuntimeInfo {
+    pub address: String,
+    pub peer_id: String,
+    #[serde(default)]
+    pub p2p_addrs: Vec<String>,
+}
+
+impl RuntimeInfo {
+    /// Reads `<datadir>/node.json`, which airblocd writes once it serves.
+    pub fn read(datadir: &Path) -> std::io::Result<Self> {
+        let bytes = std::fs::read(datadir.join("node.json"))?;
+        serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
 }

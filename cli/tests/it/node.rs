@@ -1,5 +1,5 @@
-use super::{airbloc, airblocd};
-use airbloc_node::{datadir::RuntimeInfo, test_utils::spawn_anvil};
+use super::{RuntimeInfo, airbloc, airblocd};
+use airbloc_eth::test_utils::spawn_anvil;
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -69,11 +69,11 @@ fn node_status_without_a_node_says_what_to_do() {
 
 #[tokio::test]
 async fn node_txs_lists_the_outbox() {
-    use airbloc_node::chain::deploy::{DeployOptions, deploy_all};
+    use airbloc_eth::deploy::{DeployOptions, deploy_all};
     use alloy::{network::EthereumWallet, providers::Provider};
     let anvil = spawn_anvil();
     let secret: [u8; 32] = anvil.keys()[0].to_bytes().into();
-    let key = airbloc_node::keys::NodeKey::from_secret(&secret).unwrap();
+    let key = airbloc_eth::keys::NodeKey::from_secret(&secret).unwrap();
     let provider = alloy::providers::ProviderBuilder::new()
         .wallet(EthereumWallet::from(key.signer().clone()))
         .connect_http(anvil.endpoint_url())

@@ -4,11 +4,8 @@
 //! orders, download, settle, export — every command's `--json` output parsed, and bad input
 //! answered with the documented exit code.
 
-use super::{airbloc, airblocd};
-use airbloc_node::{
-    datadir::RuntimeInfo,
-    test_utils::{foundry_tool, spawn_anvil_with},
-};
+use super::{RuntimeInfo, airbloc, airblocd};
+use airbloc_eth::test_utils::{foundry_tool, spawn_anvil_with};
 use serde_json::Value;
 use std::{
     path::{Path, PathBuf},

@@ -3,11 +3,11 @@
 //! - [`contracts`] — typed alloy bindings over the committed contract artifacts.
 //! - [`deployment`] — `deployment.json`: chain id and where each contract lives.
 //! - [`deploy`] — deploys the whole suite (used by tests, the testnet and `airbloc admin deploy`).
+//!
+//!   These three live in the `airbloc-eth` crate (shared with the CLI) and are re-exported here.
 //! - [`monitor`] — endpoint health, chain id and head, for Status and outage handling.
 
-pub mod contracts;
-pub mod deploy;
-pub mod deployment;
+pub use airbloc_eth::{contracts, deploy, deployment};
 pub mod indexer;
 pub mod monitor;
 pub mod outbox;

@@ -1,8 +1,11 @@
 //! Command-line flags and `AIRBLOC_*` environment variables that override the config file.
 
-use super::{Config, Role};
+use super::Role;
 use clap::Args;
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 /// Settings that can be given as flags (or the environment variable named in `--help`).
 /// Every field is optional: only what is given overrides the file.
@@ -129,40 +132,61 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// Overrides `config` with every setting given here.
-    pub fn apply(&self, config: &mut Config) {
-        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *target = v.clone();
-            }
+    /// Every setting given here, as `(key path, value)` overrides for the `config` crate's top
+    /// layer (keys as in the TOML file).
+    pub fn overrides(&self) -> Vec<(&'static str, ::config::Value)> {
+        fn text(value: impl ToString) -> ::config::Value {
+            value.to_string().into()
         }
-        set(&mut config.datadir, &self.datadir);
-        set(&mut config.roles, &self.roles);
-        set(&mut config.keystore.path, &self.keystore_path);
-        if self.keystore_password_file.is_some() {
-            config.keystore.password_file = self.keystore_password_file.clone();
+        fn path(value: &Path) -> ::config::Value {
+            value.to_string_lossy().into_owned().into()
         }
-        set(&mut config.keystore.create, &self.keystore_create);
-        set(&mut config.chain.rpc_url, &self.chain_rpc_url);
-        if self.chain_deployment.is_some() {
-            config.chain.deployment = self.chain_deployment.clone();
+        fn list<T: ToString>(values: &[T]) -> ::config::Value {
+            values.iter().map(ToString::to_string).collect::<Vec<_>>().into()
         }
-        set(&mut config.chain.confirmations, &self.chain_confirmations);
-        set(&mut config.p2p.listen, &self.p2p_listen);
-        set(&mut config.p2p.bootnodes, &self.p2p_bootnodes);
-        set(&mut config.p2p.mdns, &self.p2p_mdns);
-        set(&mut config.p2p.register, &self.p2p_register);
-        set(&mut config.p2p.max_connections, &self.p2p_max_connections);
-        if self.provider_keeper.is_some() {
-            config.provider.keeper = self.provider_keeper;
-        }
-        set(&mut config.provider.seal_records, &self.provider_seal_records);
-        set(&mut config.provider.seal_age_secs, &self.provider_seal_age_secs);
-        set(&mut config.api.grpc_addr, &self.api_grpc_addr);
-        set(&mut config.api.token_file, &self.api_token_file);
-        set(&mut config.metrics.enabled, &self.metrics_enabled);
-        set(&mut config.metrics.addr, &self.metrics_addr);
-        set(&mut config.log.filter, &self.log_filter);
-        set(&mut config.log.json, &self.log_json);
+        let given: [(&'static str, Option<::config::Value>); 22] = [
+            ("datadir", self.datadir.as_deref().map(path)),
+            ("roles", self.roles.as_deref().map(list)),
+            ("keystore.path", self.keystore_path.as_deref().map(path)),
+            ("keystore.password_file", self.keystore_password_file.as_deref().map(path)),
+            ("keystore.create", self.keystore_create.map(Into::into)),
+            ("chain.rpc_url", self.chain_rpc_url.as_deref().map(text)),
+            ("chain.deployment", self.chain_deployment.as_deref().map(path)),
+            ("chain.confirmations", self.chain_confirmations.map(Into::into)),
+            ("p2p.listen", self.p2p_listen.as_deref().map(list)),
+            ("p2p.bootnodes", self.p2p_bootnodes.as_deref().map(list)),
+            ("p2p.mdns", self.p2p_mdns.map(Into::into)),
+            ("p2p.register", self.p2p_register.map(Into::into)),
+            ("p2p.max_connections", self.p2p_max_connections.map(Into::into)),
+            ("provider.keeper", self.provider_keeper.map(text)),
+            ("provider.seal_records", self.provider_seal_records.map(Into::into)),
+            ("provider.seal_age_secs", self.provider_seal_age_secs.map(Into::into)),
+            ("api.grpc_addr", self.api_grpc_addr.map(text)),
+            ("api.token_file", self.api_token_file.as_deref().map(path)),
+            ("metrics.enabled", self.metrics_enabled.map(Into::into)),
+            ("metrics.addr", self.metrics_addr.map(text)),
+            ("log.filter", self.log_filter.as_deref().map(text)),
+            ("log.json", self.log_json.map(Into::into)),
+        ];
+        given.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_given_settings_override() {
+        assert!(ConfigArgs::default().overrides().is_empty());
+        let args = ConfigArgs {
+            config: Some(PathBuf::from("airbloc.toml")),
+            roles: Some(vec![Role::Provider, Role::Bootnode]),
+            p2p_max_connections: Some(8),
+            log_json: Some(true),
+            ..ConfigArgs::default()
+        };
+        let keys: Vec<_> = args.overrides().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["roles", "p2p.max_connections", "log.json"], "--config is not a setting");
     }
 }

@@ -1,22 +1,26 @@
 //! Node configuration.
 //!
-//! One serde struct, [`Config`], holds every setting. It is built in layers, each overriding
-//! the one before:
+//! One serde struct, [`Config`], holds every setting. The [`config`](::config) crate builds it in
+//! layers, each overriding the one before:
 //!
-//! 1. built-in defaults ([`Config::default`]),
-//! 2. the TOML file given with `--config` (unknown keys are an error naming the key),
+//! 1. built-in defaults ([`Config::default`], through `#[serde(default)]`),
+//! 2. the TOML file given with `--config` (unknown keys are an error naming the key and the file),
 //! 3. `AIRBLOC_*` environment variables,
 //! 4. command-line flags.
 //!
 //! Layers 3 and 4 are the same [`ConfigArgs`]: every flag has an environment variable, and
-//! a flag beats its variable. `airblocd --dump-config` prints the effective result as TOML.
+//! a flag beats its variable; [`ConfigArgs::overrides`] turns what was given into the top layer.
+//! An `AIRBLOC_<SECTION>_*` variable that names no setting is an error naming the variable (see
+//! [`check_environment`]). `airblocd --dump-config` prints the effective result as TOML.
 //!
 //! Secrets never live here: the keystore password comes from a file or the
 //! `AIRBLOC_KEYSTORE_PASSWORD` variable (see [`crate::keys`]), the API token from its file.
 
 mod args;
+mod env;
 
 pub use args::ConfigArgs;
+pub use env::check_environment;
 
 use serde::{Deserialize, Serialize};
 use std::{
@@ -240,33 +244,54 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    #[error(
+        "unknown setting in the environment: {name} — the {section} settings are {known} (see `airblocd --help`)"
+    )]
+    UnknownEnv { name: String, section: String, known: String },
 }
 
 impl Config {
-    /// Parses a TOML document. Unknown keys are an error naming the key.
+    /// Parses a TOML document over the defaults. Unknown keys are an error naming the key.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })
+        Self::build(Some((text, origin)), &ConfigArgs::default())
     }
 
     /// Reads and parses a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = read_file(path)?;
         Self::from_toml(&text, path)
     }
 
     /// Builds the effective configuration: defaults < file < environment < flags.
     pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
-        let mut config = match &args.config {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
-        };
-        args.apply(&mut config);
+        check_environment(std::env::vars_os())?;
+        let text = args.config.as_deref().map(read_file).transpose()?;
+        let file = text.as_deref().zip(args.config.as_deref());
+        let config = Self::build(file, args)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Layers `file` (TOML text and where it came from) and the `args` overrides over the
+    /// defaults with the `config` crate.
+    fn build(file: Option<(&str, &Path)>, args: &ConfigArgs) -> Result<Self, ConfigError> {
+        // The bottom layer, the defaults, is `#[serde(default)]` on every section: a key no
+        // layer sets keeps the value `Config::default` gives it.
+        let mut builder = ::config::Config::builder();
+        if let Some((text, _)) = file {
+            builder = builder.add_source(::config::File::from_str(text, ::config::FileFormat::Toml));
+        }
+        for (key, value) in args.overrides() {
+            builder = builder.set_override(key, value).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        let origin = file.map(|(_, path)| path);
+        builder.build().and_then(::config::Config::try_deserialize).map_err(|e| {
+            let message = e.to_string().trim_end().replace('\n', " ");
+            match origin {
+                Some(path) => ConfigError::Parse { path: path.to_path_buf(), message },
+                None => ConfigError::Invalid(message),
+            }
+        })
     }
 
     /// Checks what serde cannot.
@@ -318,5 +343,79 @@ impl Config {
     /// Whether the node runs `role`.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/airbloc.toml"))
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_list_in_the_file_replaces_the_default_list() {
+        let config = parse("[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\n").unwrap();
+        assert_eq!(config.p2p.listen, vec!["/ip4/127.0.0.1/tcp/1".to_owned()]);
+        assert_eq!(config.p2p.max_connections, P2pConfig::default().max_connections);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
+        for (text, key) in [
+            ("[chain]\nconfirmatoins = 2\n", "confirmatoins"),
+            ("[chian]\nrpc_url = \"http://x\"\n", "chian"),
+            ("roles = [\"miner\"]\n", "miner"),
+            ("[chain]\nconfirmations = \"many\"\n", "many"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+            assert!(err.contains("/etc/airbloc.toml"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_setting_survives_a_dump_and_reload() {
+        let mut config = Config::default();
+        config.roles = vec![Role::Provider, Role::Keeper];
+        config.keystore.password_file = Some(PathBuf::from("/run/secrets/pw"));
+        config.chain.deployment = Some(PathBuf::from("deployment.json"));
+        config.chain.confirmations = 12;
+        config.p2p.bootnodes = vec!["/ip4/10.0.0.1/tcp/9650".into()];
+        config.p2p.listen = Vec::new();
+        config.provider.keeper = Some(alloy::primitives::Address::repeat_byte(0xab));
+        config.provider.seal_records = u64::from(u32::MAX) + 1;
+        config.metrics.enabled = true;
+        config.log.filter = "info,airbloc_node::api=debug".into();
+        assert_eq!(parse(&config.to_toml()).unwrap(), config);
+    }
+
+    #[test]
+    fn flags_and_environment_override_the_file() {
+        let args = ConfigArgs {
+            roles: Some(vec![Role::Consumer]),
+            chain_rpc_url: Some("ws://flag:8546".into()),
+            p2p_bootnodes: Some(Vec::new()),
+            provider_keeper: Some(alloy::primitives::Address::repeat_byte(1)),
+            ..ConfigArgs::default()
+        };
+        let text = "roles = [\"provider\", \"keeper\"]\n[chain]\nrpc_url = \"http://file\"\nconfirmations = 3\n\
+                    [p2p]\nbootnodes = [\"/ip4/10.0.0.1/tcp/1\"]\n";
+        let config = Config::build(Some((text, Path::new("f.toml"))), &args).unwrap();
+        assert_eq!(config.roles, vec![Role::Consumer]);
+        assert_eq!(config.chain.rpc_url, "ws://flag:8546");
+        assert_eq!(config.chain.confirmations, 3, "the file still applies where flags are silent");
+        assert!(config.p2p.bootnodes.is_empty(), "an empty list given on the command line empties the list");
+        assert_eq!(config.provider.keeper, Some(alloy::primitives::Address::repeat_byte(1)));
     }
 }

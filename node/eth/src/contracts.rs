@@ -13,55 +13,55 @@ sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     NodeRegistry,
-    "../contracts/artifacts/NodeRegistry.json"
+    "../../contracts/artifacts/NodeRegistry.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     ControllerRegistry,
-    "../contracts/artifacts/ControllerRegistry.json"
+    "../../contracts/artifacts/ControllerRegistry.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     Users,
-    "../contracts/artifacts/Users.json"
+    "../../contracts/artifacts/Users.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     AppRegistry,
-    "../contracts/artifacts/AppRegistry.json"
+    "../../contracts/artifacts/AppRegistry.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     DataTypeRegistry,
-    "../contracts/artifacts/DataTypeRegistry.json"
+    "../../contracts/artifacts/DataTypeRegistry.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     Consents,
-    "../contracts/artifacts/Consents.json"
+    "../../contracts/artifacts/Consents.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     DataRegistry,
-    "../contracts/artifacts/DataRegistry.json"
+    "../../contracts/artifacts/DataRegistry.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     Exchange,
-    "../contracts/artifacts/Exchange.json"
+    "../../contracts/artifacts/Exchange.json"
 );
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     TestToken,
-    "../contracts/artifacts/TestToken.json"
+    "../../contracts/artifacts/TestToken.json"
 );
 
 sol! {

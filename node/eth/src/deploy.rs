@@ -3,7 +3,7 @@
 //! One path for everyone: the integration tests, the local testnet and `airbloc admin deploy`
 //! all call [`deploy_all`].
 
-use super::{
+use crate::{
     contracts::{
         AppRegistry, Consents, ControllerRegistry, DataRegistry, DataTypeRegistry, Exchange, NodeRegistry, TestToken,
         Users,
