@@ -338,10 +338,8 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
         }
         WalletCommand::Credits { address, token, chain } => {
             let (provider, deployment) = chain.connect(None).await?;
-            let exchange = airbloc_eth::contracts::Exchange::new(
-                crate::chain::contract(&deployment, "Exchange")?,
-                &provider,
-            );
+            let exchange =
+                airbloc_eth::contracts::Exchange::new(crate::chain::contract(&deployment, "Exchange")?, &provider);
             let credits = exchange
                 .credits(address, token.unwrap_or(Address::ZERO))
                 .call()

@@ -270,11 +270,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         fs::write(&file, "secret\r\n").unwrap();
-        assert_eq!(read_password(Some(&file)).unwrap().as_str(), "secret");
+        assert_eq!(read_password(Some(file.as_path())).unwrap().as_str(), "secret");
         fs::write(&file, "\n").unwrap();
-        assert!(matches!(read_password(Some(&file)), Err(KeyError::EmptyPassword)));
+        assert!(matches!(read_password(Some(file.as_path())), Err(KeyError::EmptyPassword)));
         let missing = dir.path().join("missing");
-        assert!(matches!(read_password(Some(&missing)), Err(KeyError::PasswordFile { .. })));
+        assert!(matches!(read_password(Some(missing.as_path())), Err(KeyError::PasswordFile { .. })));
     }
 
     #[test]

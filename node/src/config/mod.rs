@@ -244,9 +244,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
-    #[error(
-        "unknown setting in the environment: {name} — the {section} settings are {known} (see `airblocd --help`)"
-    )]
+    #[error("unknown setting in the environment: {name} — the {section} settings are {known} (see `airblocd --help`)")]
     UnknownEnv { name: String, section: String, known: String },
 }
 
