@@ -42,6 +42,7 @@ pub fn airblocd() -> PathBuf {
 /// The parts of a running node's `<datadir>/node.json` the tests read.
 #[derive(Debug, Deserialize)]
 pub struct RuntimeInfo {
+    pub pid: u32,
     pub address: String,
     pub peer_id: String,
     #[serde(default)]
