@@ -383,8 +383,7 @@ fn on_bumped(current: &Intent, seen: &Intent, signed: IntentState) -> Option<Int
     let IntentState::Sent { cancelling: signed_cancel, .. } = signed else { return None };
     on_sent(current, seen.state.versions(), |next| {
         let cancel_requested = matches!(current.state, IntentState::Sent { cancelling: true, .. });
-        next.bump_requested =
-            (current.bump_requested && !seen.bump_requested) || (cancel_requested && !signed_cancel);
+        next.bump_requested = (current.bump_requested && !seen.bump_requested) || (cancel_requested && !signed_cancel);
         next.state = signed;
         if let IntentState::Sent { cancelling, .. } = &mut next.state {
             *cancelling |= cancel_requested;
@@ -842,9 +841,12 @@ impl Outbox {
             if head < block + self.inner.config.confirmations {
                 let inclusion = Inclusion { tx, block, block_hash };
                 if included.as_ref() != Some(&inclusion) {
-                    debug!(target: "chain::outbox", id = %intent.id, %tx, block, "included; waiting for confirmations");
+                    // Seen before in another block: a reorg moved it.
+                    let moved = included.is_some();
+                    debug!(target: "chain::outbox", id = %intent.id, %tx, block, moved, "included; waiting for confirmations");
                     self.advance(&intent.id, |current| {
                         on_sent(current, txs, |next| {
+                            next.reorgs += u32::from(moved);
                             if let IntentState::Sent { included, .. } = &mut next.state {
                                 *included = Some(inclusion);
                             }
@@ -989,7 +991,12 @@ mod tests {
         Intent {
             id: "x".into(),
             seq: 1,
-            call: Call { to: Address::repeat_byte(1), data: Bytes::from_static(b"call"), value: U256::ZERO, label: "x".into() },
+            call: Call {
+                to: Address::repeat_byte(1),
+                data: Bytes::from_static(b"call"),
+                value: U256::ZERO,
+                label: "x".into(),
+            },
             state,
             created_at: 0,
             bump_requested: false,

@@ -227,16 +227,16 @@ async fn a_thousand_concurrent_submits_of_a_hundred_keys_make_a_hundred_transact
     let cancel = CancellationToken::new();
     let task = tokio::spawn(outbox.clone().run(cancel.clone()));
 
-    // Every submit on its own thread, all released at once, while the sender signs.
-    let start = Arc::new(std::sync::Barrier::new(1_000));
+    // All released at once onto the blocking pool (hundreds of threads), while the sender signs.
+    let start = Arc::new(tokio::sync::Barrier::new(1_000));
     let submits: Vec<_> = (0..1_000)
         .map(|i| {
             let (outbox, start) = (outbox.clone(), start.clone());
             let id = format!("key-{}", i % 100);
             let call = setup.register(&id);
-            tokio::task::spawn_blocking(move || {
-                start.wait();
-                (id.clone(), outbox.submit(&id, call))
+            tokio::spawn(async move {
+                start.wait().await;
+                tokio::task::spawn_blocking(move || (id.clone(), outbox.submit(&id, call))).await.unwrap()
             })
         })
         .collect();
@@ -329,7 +329,9 @@ async fn cancel_and_resend_racing_the_sender_lose_no_update() {
     .await;
     for (id, what) in &asked {
         match (what, &versions[id]) {
-            (Asked::CancelledQueued, IntentState::Failed { reason }) => assert!(reason.contains("cancelled"), "{reason}"),
+            (Asked::CancelledQueued, IntentState::Failed { reason }) => {
+                assert!(reason.contains("cancelled"), "{reason}")
+            }
             (Asked::CancelledSent | Asked::Resent, IntentState::Sent { txs, .. }) => {
                 assert!(txs.len() >= 2, "{id}: {what:?} answered but no new version was signed")
             }
@@ -380,12 +382,19 @@ async fn a_poisoned_intent_fails_alone_while_the_others_are_mined() {
     let invalid = Address::repeat_byte(0xaa);
     let endless = Address::repeat_byte(0xbb);
     let _: () = provider.raw_request("anvil_setCode".into(), (invalid, Bytes::from_static(&[0xfe]))).await.unwrap();
-    let _: () =
-        provider.raw_request("anvil_setCode".into(), (endless, Bytes::from_static(&[0x5b, 0x60, 0x00, 0x56]))).await.unwrap();
+    let _: () = provider
+        .raw_request("anvil_setCode".into(), (endless, Bytes::from_static(&[0x5b, 0x60, 0x00, 0x56])))
+        .await
+        .unwrap();
     let cancel = CancellationToken::new();
     tokio::spawn(outbox.clone().run(cancel.clone()));
 
-    let poison = |to: Address, label: &str| Call { to, data: Bytes::from_static(b"\x01"), value: U256::ZERO, label: label.into() };
+    let poison = |to: Address, label: &str| Call {
+        to,
+        data: Bytes::from_static(b"\x01"),
+        value: U256::ZERO,
+        label: label.into(),
+    };
     let mut good = Vec::new();
     for i in 0..10 {
         let id = format!("good-{i}");
