@@ -299,7 +299,7 @@ fn classify_response(code: i64, message: &str) -> ResponseKind {
     const TRANSIENT: [&str; 8] = [
         "rate limit",
         "too many requests",
-        "limit exceeded",
+        "request limit",
         "header not found",
         "timeout",
         "timed out",
