@@ -340,7 +340,16 @@ async fn cancel_and_resend_racing_the_sender_lose_no_update() {
         }
     }
 
-    let _: String = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    // Blocks from now on, until every intent is final.
+    let miner = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            loop {
+                let _: String = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let apps = AppRegistry::new(setup.apps, &provider);
     let mut nonced = 0;
     for (id, what) in &asked {
@@ -363,6 +372,7 @@ async fn cancel_and_resend_racing_the_sender_lose_no_update() {
             }
         }
     }
+    miner.abort();
     assert!(asked.values().any(|a| *a == Asked::CancelledSent) && asked.values().any(|a| *a == Asked::Resent));
     assert_eq!(
         provider.get_transaction_count(setup.key.address()).await.unwrap(),
