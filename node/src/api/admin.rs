@@ -32,6 +32,7 @@ fn to_status(e: OutboxError) -> Status {
     match e {
         OutboxError::Unknown(_) => Status::not_found(e.to_string()),
         OutboxError::AlreadyFinal { .. } => Status::failed_precondition(e.to_string()),
+        OutboxError::KeyConflict { .. } => Status::already_exists(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }

@@ -133,6 +133,9 @@ impl Provider {
             keccak256((self.address(), app, data_type, merkle_root, record_count, ciphertext_hash, size).abi_encode());
         let path = self.inner.bundles_dir.join(format!("{bundle_id}.bin"));
         std::fs::rename(&tmp, &path).map_err(internal)?;
+        // The rename is durable only once the directory is synced; the caller deletes the pending
+        // records right after, so a crash must not find the records gone and the file missing.
+        std::fs::File::open(&self.inner.bundles_dir).and_then(|dir| dir.sync_all()).map_err(internal)?;
         Ok(Some(ProvidedBundle {
             bundle_id,
             app,
