@@ -23,7 +23,7 @@ use crate::{
 };
 use alloy::{
     network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder, WsConnect},
+    providers::{DynProvider, Provider as _, ProviderBuilder, WsConnect},
 };
 use std::{
     path::PathBuf,
@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             cancel: cancel.clone(),
         });
         if config.chain.rpc_url.starts_with("ws") {
-            tasks.spawn(start);
+            tasks.spawn(async move {
+                if let Err(e) = start.await {
+                    error!(target: "node", error = %e, "the roles could not start");
+                }
+            });
         } else {
             start.await.map_err(|e| NodeError::Role(e.to_string()))?;
         }
@@ -255,9 +259,21 @@ async fn start_chain(start: ChainStart) -> Result<(), StartError> {
     let indexer_config =
         IndexerConfig { lag: chain.indexer_lag, page_size: chain.log_page_size, ..IndexerConfig::default() };
     let wallet = EthereumWallet::from(key.signer().clone());
-    let outbox = Outbox::new(store.clone(), provider.clone(), wallet, outbox_config).map_err(StartError::Outbox)?;
-    let (indexer, handle) =
-        Indexer::over(&state, provider, &deployment, indexer_config).map_err(StartError::Indexer)?;
+    let started = Outbox::new(store.clone(), provider.clone(), wallet, outbox_config)
+        .map_err(StartError::Outbox)
+        .and_then(|outbox| {
+            let (indexer, handle) =
+                Indexer::over(&state, provider, &deployment, indexer_config).map_err(StartError::Indexer)?;
+            Ok((outbox, indexer, handle))
+        });
+    let (outbox, indexer, handle) = match started {
+        Ok(started) => started,
+        // The node keeps serving what needs no chain; the roles' APIs answer `unavailable`.
+        Err(e) => {
+            warn!(target: "chain", error = %e, "chain services could not start");
+            return Ok(());
+        }
+    };
     let chain_services = ChainServices {
         deployment: Arc::new(deployment),
         outbox: outbox.clone(),

@@ -43,14 +43,14 @@ impl Node for NodeService {
     async fn peers(&self, _request: Request<pb::PeersRequest>) -> Result<Response<pb::PeersResponse>, Status> {
         let peers = self.view.network.peers().await;
         let services = self.view.services.get();
-        let mut registered = std::collections::HashMap::new();
+        let mut roles_by_address = std::collections::HashMap::new();
         if let Some(services) = &services {
             for address in peers.iter().filter_map(|p| p.address) {
                 let row = services.state.node(address).map_err(|e| Status::internal(e.to_string()))?;
-                registered.insert(address, row.map_or(0, |row| row.roles));
+                roles_by_address.insert(address, row.map_or(0, |row| row.roles));
             }
         }
-        let registered = |address| registered.get(&address).copied().unwrap_or(0);
+        let registered = |address| roles_by_address.get(&address).copied().unwrap_or(0);
         Ok(Response::new(pb::PeersResponse {
             peers: peers
                 .into_iter()

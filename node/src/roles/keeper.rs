@@ -514,3 +514,43 @@ async fn write_consents(backend: &Backend, batch: &[ConsentJob]) -> Result<(Stri
     info!(target: "keeper", %id, changes, requests = batch.len(), block, "consents written");
     Ok((id, block))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLLECT: u8 = 0;
+    const EXCHANGE: u8 = 1;
+
+    #[test]
+    fn a_grant_covers_its_action_and_what_it_names() {
+        let (app, other_app) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let (steps, heart) = (B256::repeat_byte(3), B256::repeat_byte(4));
+        let exact = Grant { app: Some(app), action: EXCHANGE, data_type: Some(steps) };
+        assert!(exact.covers(app, EXCHANGE, steps));
+        assert!(!exact.covers(app, COLLECT, steps), "another action");
+        assert!(!exact.covers(other_app, EXCHANGE, steps), "another app");
+        assert!(!exact.covers(app, EXCHANGE, heart), "another data type");
+
+        let any_app = Grant { app: None, action: EXCHANGE, data_type: Some(steps) };
+        assert!(any_app.covers(app, EXCHANGE, steps) && any_app.covers(other_app, EXCHANGE, steps));
+        assert!(!any_app.covers(app, EXCHANGE, heart));
+
+        let any_type = Grant { app: Some(app), action: COLLECT, data_type: None };
+        assert!(any_type.covers(app, COLLECT, steps) && any_type.covers(app, COLLECT, heart));
+        assert!(!any_type.covers(other_app, COLLECT, steps));
+
+        let everything = Grant { app: None, action: COLLECT, data_type: None };
+        assert!(everything.covers(other_app, COLLECT, heart));
+        assert!(!everything.covers(other_app, EXCHANGE, heart), "a grant never widens to another action");
+    }
+
+    #[test]
+    fn temporary_user_ids_follow_the_users_contract() {
+        // Users.createTemporary: keccak256(abi.encode("airbloc.user.temporary", identityHash)).
+        let hash = B256::repeat_byte(7);
+        let expected = keccak256(("airbloc.user.temporary".to_owned(), hash).abi_encode_params());
+        assert_eq!(temporary_user_id(hash), expected);
+        assert_ne!(temporary_user_id(hash), temporary_user_id(B256::repeat_byte(8)));
+    }
+}

@@ -136,3 +136,30 @@ pub(super) fn decode_key<T: Table>(key: &[u8]) -> Result<T::Key, StoreError> {
         message: "not a key of this table".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_in_order() {
+        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        assert_eq!(<(B256, B256)>::from_key(&(a, b).to_key()), Some((a, b)));
+        assert_eq!(<(B256, B256)>::from_key(&[0; 63]), None);
+        assert_eq!(u64::from_key(&7u64.to_key()), Some(7));
+        assert!(300u64.to_key() > 7u64.to_key(), "big-endian keys scan in numeric order");
+        let address = Address::repeat_byte(9);
+        assert_eq!(Address::from_key(&address.to_key()), Some(address));
+        assert_eq!(B256::from_key(&[1; 31]), None);
+    }
+
+    #[test]
+    fn values_round_trip_and_name_bad_bytes() {
+        let value = B256::repeat_byte(5);
+        assert_eq!(B256::from_value(&value.to_value()), Ok(value));
+        assert!(B256::from_value(&[0; 3]).unwrap_err().contains("32 bytes"));
+        assert_eq!(Vec::<u8>::from_value(&[1, 2, 3]), Ok(vec![1, 2, 3]));
+        assert_eq!(u64::from_value(&42u64.to_value()), Ok(42));
+        assert!(bool::from_value(b"maybe").is_err());
+    }
+}
