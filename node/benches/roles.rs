@@ -105,7 +105,7 @@ async fn bench(n: u64) {
         .unwrap();
         tokio::spawn(event_loop.run(cancel.clone()));
         let backend = Backend::new(store, services, network);
-        let provider = Provider::open(backend, key, dir.path()).unwrap();
+        let provider = Provider::open(backend, key, dir.path(), None).unwrap();
         provider.store_schema(SCHEMA).unwrap();
         (provider, dir)
     };

@@ -486,11 +486,9 @@ impl RolePlan {
             ..RoleRequests::default()
         };
         if let Some(publish) = self.provider {
-            let provider = Provider::open(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir)?;
+            let node_key = keys::NodeKey::from_secret(key.secret_bytes())?;
+            let provider = Provider::open(backend.clone(), node_key, datadir, config.provider.keeper)?;
             backend.network.set_bundle_source(Arc::new(provider.clone()));
-            if let Some(keeper) = config.provider.keeper {
-                provider.set_keeper(keeper);
-            }
             let resume = provider.clone();
             let resume_cancel = cancel.child_token();
             tasks.spawn(async move {

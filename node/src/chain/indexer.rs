@@ -271,6 +271,8 @@ impl Indexer {
                     wait
                 }
             };
+            // Time is the point: the chain has no push for new blocks over HTTP, so a caught-up
+            // indexer looks again after the poll interval; failures back off.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}

@@ -544,13 +544,4 @@ mod tests {
         assert!(everything.covers(other_app, COLLECT, heart));
         assert!(!everything.covers(other_app, EXCHANGE, heart), "a grant never widens to another action");
     }
-
-    #[test]
-    fn temporary_user_ids_follow_the_users_contract() {
-        // Users.createTemporary: keccak256(abi.encode("airbloc.user.temporary", identityHash)).
-        let hash = B256::repeat_byte(7);
-        let expected = keccak256(("airbloc.user.temporary".to_owned(), hash).abi_encode_params());
-        assert_eq!(temporary_user_id(hash), expected);
-        assert_ne!(temporary_user_id(hash), temporary_user_id(B256::repeat_byte(8)));
-    }
 }

@@ -28,6 +28,7 @@ impl Provider {
             return;
         }
         loop {
+            // Time is the point: groups come due by age, checked twice a second.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}

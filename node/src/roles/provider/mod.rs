@@ -156,7 +156,8 @@ struct Inner {
     validators: RwLock<HashMap<B256, Arc<jsonschema::Validator>>>,
     served: RwLock<HashMap<B256, ServedBundle>>,
     sealing: tokio::sync::Mutex<()>,
-    keeper: std::sync::OnceLock<Address>,
+    /// The identity keeper users are signed up through (`provider.keeper`).
+    keeper: Option<Address>,
     /// Pending records per (app, data type): how many, and since when.
     pending: std::sync::Mutex<HashMap<(B256, B256), Pending>>,
     /// (consumer, bundle) of every live order on this node's offers: who may fetch what.
@@ -184,8 +185,14 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// Opens the provider over the node's store; `datadir` holds the bundle files.
-    pub fn open(backend: Backend, key: NodeKey, datadir: &Path) -> Result<Self, ProviderError> {
+    /// Opens the provider over the node's store; `datadir` holds the bundle files; `keeper` is the
+    /// identity keeper users are signed up through, if any.
+    pub fn open(
+        backend: Backend,
+        key: NodeKey,
+        datadir: &Path,
+        keeper: Option<Address>,
+    ) -> Result<Self, ProviderError> {
         let store = &backend.store;
         let storage_key = match store.get_raw(cf::META, STORAGE_KEY)? {
             Some(wrapped) => wrap::unwrap_dek(key.secret_bytes(), &wrapped).map_err(|e| {
@@ -209,7 +216,7 @@ impl Provider {
                 validators: RwLock::default(),
                 served: RwLock::default(),
                 sealing: tokio::sync::Mutex::new(()),
-                keeper: std::sync::OnceLock::new(),
+                keeper,
                 pending: std::sync::Mutex::default(),
                 ordered: RwLock::default(),
             }),

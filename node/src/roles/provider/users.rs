@@ -3,13 +3,8 @@
 use super::*;
 
 impl Provider {
-    /// Names the identity keeper users are signed up through (`provider.keeper`).
-    pub fn set_keeper(&self, keeper: Address) {
-        let _ = self.inner.keeper.set(keeper);
-    }
-
     pub(super) async fn keeper_peer(&self) -> Result<libp2p::PeerId, ProviderError> {
-        let keeper = *self.inner.keeper.get().ok_or_else(|| {
+        let keeper = self.inner.keeper.ok_or_else(|| {
             ProviderError::Invalid("no identity keeper configured: set provider.keeper to its node address".into())
         })?;
         let network = &self.inner.backend.network;
