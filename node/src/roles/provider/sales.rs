@@ -104,53 +104,15 @@ impl Provider {
     }
 
     /// Serves orders on this node's offers until cancelled: checks exchange consent, wraps each
-    /// bundle key to the consumer, delivers it over the network and records the delivery.
+    /// bundle key to the consumer, delivers it over the network and records the delivery. A
+    /// round cut off by cancellation is safe: each delivery is recorded before it is sent, and
+    /// the next start sends it again.
     pub async fn run_deliveries(self, cancel: tokio_util::sync::CancellationToken) {
         let services = &self.inner.backend.services;
         loop {
             // Read before the round, so a page indexed during it wakes the next one.
             let seen = services.indexer.progress().indexed;
-            let mut retry = false;
-            match services.state.orders() {
-                Err(e) => {
-                    warn!(target: "provider", error = %e, "cannot read the indexed orders");
-                    retry = true;
-                }
-                Ok(orders) => {
-                    let mut live = std::collections::HashSet::new();
-                    // Each offer is read once per round, however many orders it has.
-                    let mut offers: HashMap<B256, Option<Arc<OfferRow>>> = HashMap::new();
-                    for (order_id, order) in orders {
-                        if !order.status.is_served() {
-                            continue;
-                        }
-                        let offer = offers
-                        .entry(order.offer)
-                        .or_insert_with(|| match services.state.offer(order.offer) {
-                            Ok(offer) => offer.filter(|o| o.provider == self.address()).map(Arc::new),
-                            Err(e) => {
-                                warn!(target: "provider", offer = %order.offer, error = %e, "cannot read an indexed offer");
-                                retry = true;
-                                None
-                            }
-                        })
-                        .clone();
-                        let Some(offer) = offer else { continue };
-                        // Allowed to fetch before its key arrives, so a download can start at once.
-                        let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
-                        self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
-                        live.extend(pairs);
-                        if order.status != OrderStatus::Placed {
-                            continue;
-                        }
-                        if let Err(e) = self.deliver(order_id, &order, &offer).await {
-                            warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
-                            retry = true;
-                        }
-                    }
-                    *self.inner.ordered.write().expect("ordered lock") = live;
-                }
-            }
+            let Some(retry) = cancel.run_until_cancelled(self.delivery_round()).await else { return };
             // Next round on news from the chain (a page indexed: new orders, new states); after a
             // failure also when the retry interval has passed (time is the point: back-off).
             let wait = if retry { DELIVERY_RETRY } else { DELIVERY_IDLE };
@@ -159,6 +121,52 @@ impl Provider {
                 _ = services.indexer.wait_until(|p| p.indexed > seen, wait) => {}
             }
         }
+    }
+
+    /// One pass over the indexed orders; returns whether something should be tried again soon.
+    async fn delivery_round(&self) -> bool {
+        let services = &self.inner.backend.services;
+        let orders = match services.state.orders() {
+            Ok(orders) => orders,
+            Err(e) => {
+                warn!(target: "provider", error = %e, "cannot read the indexed orders");
+                return true;
+            }
+        };
+        let mut retry = false;
+        let mut live = std::collections::HashSet::new();
+        // Each offer is read once per round, however many orders it has.
+        let mut offers: HashMap<B256, Option<Arc<OfferRow>>> = HashMap::new();
+        for (order_id, order) in orders {
+            if !order.status.is_served() {
+                continue;
+            }
+            let offer = offers
+                .entry(order.offer)
+                .or_insert_with(|| match services.state.offer(order.offer) {
+                    Ok(offer) => offer.filter(|o| o.provider == self.address()).map(Arc::new),
+                    Err(e) => {
+                        warn!(target: "provider", offer = %order.offer, error = %e, "cannot read an indexed offer");
+                        retry = true;
+                        None
+                    }
+                })
+                .clone();
+            let Some(offer) = offer else { continue };
+            // Allowed to fetch before its key arrives, so a download can start at once.
+            let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
+            self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
+            live.extend(pairs);
+            if order.status != OrderStatus::Placed {
+                continue;
+            }
+            if let Err(e) = self.deliver(order_id, &order, &offer).await {
+                warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
+                retry = true;
+            }
+        }
+        *self.inner.ordered.write().expect("ordered lock") = live;
+        retry
     }
 
     /// The root of the records this node wrote into `bundle`'s file (computed from those exact
