@@ -207,17 +207,13 @@ impl Provider {
                 let (mut wrapped, mut derived, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
                 for bundle_id in &offer.bundle_ids {
                     let bundle = self.provided(*bundle_id)?;
-                    let mut withdrawn: Vec<B256> = bundle
-                        .users
-                        .iter()
-                        .filter(|user| {
-                            !services
-                                .state
-                                .consent(**user, bundle.app, actions::EXCHANGE, bundle.data_type)
-                                .is_ok_and(|c| c.allowed_at(block))
-                        })
-                        .copied()
-                        .collect();
+                    let mut withdrawn = Vec::new();
+                    for user in &bundle.users {
+                        let consent = services.state.consent(*user, bundle.app, actions::EXCHANGE, bundle.data_type)?;
+                        if !consent.allowed_at(block) {
+                            withdrawn.push(*user);
+                        }
+                    }
                     let bundle = if withdrawn.is_empty() {
                         bundle
                     } else {
@@ -309,7 +305,11 @@ impl BundleSource for Provider {
         let served = self.inner.served.read().expect("served lock").get(&bundle).cloned().ok_or_else(|| {
             p2p::transfer::wire_error(wire::ErrorCode::NotFound, format!("this node does not provide bundle {bundle}"))
         })?;
-        let offered = self.provided(bundle).ok().and_then(|b| b.parent).unwrap_or(bundle);
+        let offered = match self.provided(bundle) {
+            Ok(provided) => provided.parent.unwrap_or(bundle),
+            Err(RoleError::NotFound(_)) => bundle,
+            Err(e) => return Err(e.to_wire()),
+        };
         let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, offered));
         if !ordered {
             return Err(p2p::transfer::wire_error(
