@@ -1,13 +1,13 @@
 //! `airbloc.v1.Keeper`: accounts, consents, hand-over and exports for users without wallets.
 
 use super::{
-    convert::{action, consent_changes, consents_to_proto, id32, optional_id},
+    convert::{action, consent_changes, consents_to_proto, optional_id},
     status,
 };
 use crate::backend::Ready;
-use crate::roles::keeper::{AccountView, ConsentChange, Grant, Keeper};
+use crate::roles::keeper::{AccountView, Grant, Keeper};
 use airbloc_proto::v1::{self as pb, keeper_server};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use tonic::{Request, Response, Status};
 
 /// The Keeper service.

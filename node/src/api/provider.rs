@@ -3,7 +3,6 @@
 use crate::backend::Ready;
 use crate::roles::provider::{IncomingRecord, OfferTerms, ProvidedBundle, Provider, Refusal, Verdict};
 use airbloc_proto::v1::{self as pb, provider_server};
-use alloy::primitives::B256;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 

@@ -37,7 +37,7 @@ impl Provider {
             .filter(|a| !a.retired)
             .ok_or_else(|| ProviderError::NotFound(format!("app {app} is not registered (or not indexed yet)")))?;
         if row.owner != self.address() {
-            return Err(ProviderError::Forbidden(format!(
+            return Err(ProviderError::Refused(format!(
                 "app {app} belongs to {}; only its owner's node can authorize others",
                 row.owner
             )));

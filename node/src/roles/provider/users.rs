@@ -85,13 +85,13 @@ impl Provider {
             .map_err(|_| ProviderError::Invalid("user_id must be 32 bytes".into()))?;
         let services = self.services();
         let requester = address_of_peer(peer)
-            .ok_or_else(|| ProviderError::Forbidden("the requester has no Ethereum identity".into()))?;
+            .ok_or_else(|| ProviderError::Refused("the requester has no Ethereum identity".into()))?;
         let row = services
             .state
             .user(user)?
             .ok_or_else(|| ProviderError::NotFound(format!("user {user} is not registered")))?;
         if row.controller != requester && row.owner != requester {
-            return Err(ProviderError::Forbidden(format!(
+            return Err(ProviderError::Refused(format!(
                 "only the user's controller or owner gets their records; {requester} is neither"
             )));
         }
