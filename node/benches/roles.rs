@@ -6,9 +6,9 @@
 
 use airbloc_node::{
     api::ProviderService,
-    backend::{Backend, ChainServices},
+    backend::{Backend, Ready},
     chain::{
-        ChainStatus,
+        ChainServices,
         contracts::{AppRegistry, Consents, DataTypeRegistry, Users, actions},
         indexer::{Indexer, IndexerConfig},
         outbox::{Outbox, OutboxConfig},
@@ -72,13 +72,13 @@ async fn bench(n: u64) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
         let rpc = connect(&anvil.endpoint()).await.unwrap();
-        let backend = Backend::new(store.clone(), ChainStatus::default());
+        let state = ChainState::new(store.clone());
         let outbox_config = OutboxConfig { confirmations: 0, ..OutboxConfig::default() };
         let outbox =
             Outbox::new(store.clone(), rpc.clone(), EthereumWallet::from(governor.signer().clone()), outbox_config)
                 .unwrap();
-        let (indexer, handle) = Indexer::new(
-            store.clone(),
+        let (indexer, handle) = Indexer::over(
+            &state,
             rpc,
             &deployment,
             IndexerConfig { poll_interval: Duration::from_millis(50), ..Default::default() },
@@ -87,14 +87,25 @@ async fn bench(n: u64) {
         tokio::spawn(indexer.run(cancel.clone()));
         tokio::spawn(outbox.clone().run(cancel.clone()));
         handle.wait_for(block).await;
-        backend.set_services(ChainServices {
+        let services = ChainServices {
             deployment: Arc::new(deployment.clone()),
             outbox,
             indexer: handle,
-            state: ChainState::new(store),
-        });
+            state,
+            shutdown: cancel.clone(),
+        };
         let key = airbloc_node::keys::NodeKey::from_secret(governor.secret_bytes()).unwrap();
-        let provider = Provider::open(backend, key, dir.path()).unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let (network, event_loop) = airbloc_node::p2p::start(
+            key.libp2p_keypair(),
+            &airbloc_node::p2p::NetworkConfig::default(),
+            airbloc_node::p2p::Admission::Open,
+            &mut registry,
+        )
+        .unwrap();
+        tokio::spawn(event_loop.run(cancel.clone()));
+        let backend = Backend::new(store, services, network);
+        let provider = Provider::open(backend, key, dir.path(), None).unwrap();
         provider.store_schema(SCHEMA).unwrap();
         (provider, dir)
     };
@@ -125,7 +136,7 @@ async fn bench(n: u64) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ProviderServer::new(ProviderService::new(remote.clone())))
+            .add_service(ProviderServer::new(ProviderService::new(Ready::now(remote.clone()))))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let mut client = ProviderClient::connect(format!("http://{addr}")).await.unwrap();

@@ -1,83 +1,82 @@
-//! The shared backend every role and API service works over: the store, the chain view, and —
-//! once a deployment is configured and the endpoint reached — the outbox and the indexer; and the
-//! p2p network handle.
+//! The parts the node's services are built with, in the order the daemon builds them:
+//! store → chain state (the index view) → network → chain services → roles.
+//!
+//! Nothing here is looked up late: a part exists before whatever uses it is constructed. The one
+//! part that can legitimately come later — the chain services behind a WebSocket endpoint that is
+//! not reachable yet — arrives through one typed notification, [`Ready`].
+//!
+//! - [`Backend`] — what a role is built with: the store, the chain services, the network.
+//! - [`NodeView`] — what the node-wide observers (Status, Admin, `/metrics`) read.
+//! - [`Ready`] / [`Publish`] — "this part is up now", as a watch channel.
 
 use crate::{
-    chain::{ChainStatus, Deployment, indexer::IndexerHandle, outbox::Outbox, state::ChainState},
+    chain::{ChainServices, ChainStatus},
     p2p::Network,
     store::Store,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use tokio::sync::watch;
 
-/// Chain-facing services, available once the chain client is up.
-#[derive(Debug, Clone)]
-pub struct ChainServices {
-    pub deployment: Arc<Deployment>,
-    pub outbox: Outbox,
-    pub indexer: IndexerHandle,
-    pub state: ChainState,
-}
-
-/// Why [`ChainServices::transact`] did not get a transaction mined.
-#[derive(Debug, thiserror::Error)]
-pub enum TransactError {
-    #[error("cannot queue transaction {id}: {source}")]
-    Submit { id: String, source: crate::chain::outbox::OutboxError },
-    #[error("transaction {id} did not succeed: {state}")]
-    NotMined { id: String, state: String },
-}
-
-impl ChainServices {
-    /// Submits a call through the outbox under an idempotency key, waits until it is mined and
-    /// until the indexer has seen its block (hot paths read the index); returns the block.
-    pub async fn transact(&self, id: &str, call: crate::chain::outbox::Call) -> Result<u64, TransactError> {
-        self.outbox.submit(id, call).map_err(|source| TransactError::Submit { id: id.to_owned(), source })?;
-        let intent = self
-            .outbox
-            .wait(id)
-            .await
-            .map_err(|e| TransactError::NotMined { id: id.to_owned(), state: e.to_string() })?;
-        match intent.state {
-            crate::chain::outbox::IntentState::Mined { block, .. } => {
-                self.indexer.wait_for(block).await;
-                Ok(block)
-            }
-            other => Err(TransactError::NotMined { id: id.to_owned(), state: other.name().to_owned() }),
-        }
-    }
-}
-
-/// Cheap to clone; every field is shared.
+/// What a role is built with. Cheap to clone; every field is shared.
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub store: Arc<Store>,
-    pub chain: ChainStatus,
-    services: Arc<OnceLock<ChainServices>>,
-    network: Arc<OnceLock<Network>>,
+    pub services: ChainServices,
+    pub network: Network,
 }
 
 impl Backend {
-    pub fn new(store: Arc<Store>, chain: ChainStatus) -> Self {
-        Self { store, chain, services: Arc::new(OnceLock::new()), network: Arc::new(OnceLock::new()) }
+    pub fn new(store: Arc<Store>, services: ChainServices, network: Network) -> Self {
+        Self { store, services, network }
+    }
+}
+
+/// What the node-wide services observe: everything is there from the start except the chain
+/// services, which are [`Ready`] once the endpoint is reached.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub store: Arc<Store>,
+    pub chain: ChainStatus,
+    pub network: Network,
+    pub services: Ready<ChainServices>,
+}
+
+/// A part that is up now or will be later; receivers see it the moment it is published.
+#[derive(Debug, Clone)]
+pub struct Ready<T>(watch::Receiver<Option<T>>);
+
+/// The sending side of [`Ready`]; publishing consumes it (a part comes up once).
+#[derive(Debug)]
+pub struct Publish<T>(watch::Sender<Option<T>>);
+
+/// A new, not yet published part.
+pub fn ready<T>() -> (Publish<T>, Ready<T>) {
+    let (tx, rx) = watch::channel(None);
+    (Publish(tx), Ready(rx))
+}
+
+impl<T> Publish<T> {
+    /// Makes the part available to every [`Ready`] (also those cloned before).
+    pub fn publish(self, value: T) {
+        self.0.send_replace(Some(value));
+    }
+}
+
+impl<T: Clone> Ready<T> {
+    /// A part that is up already.
+    pub fn now(value: T) -> Self {
+        let (_, rx) = watch::channel(Some(value));
+        Self(rx)
     }
 
-    /// The chain services, when started.
-    pub fn services(&self) -> Option<&ChainServices> {
-        self.services.get()
+    /// The part, if it is up.
+    pub fn get(&self) -> Option<T> {
+        self.0.borrow().clone()
     }
 
-    /// The p2p network, when started.
-    pub fn network(&self) -> Option<&Network> {
-        self.network.get()
-    }
-
-    /// Publishes the network handle (once).
-    pub fn set_network(&self, network: Network) {
-        let _ = self.network.set(network);
-    }
-
-    /// Publishes the chain services (once).
-    pub fn set_services(&self, services: ChainServices) {
-        let _ = self.services.set(services);
+    /// Waits until the part is up; `None` if it never will be (its [`Publish`] was dropped).
+    pub async fn wait(&self) -> Option<T> {
+        let mut rx = self.0.clone();
+        rx.wait_for(Option::is_some).await.ok().and_then(|v| v.clone())
     }
 }

@@ -8,21 +8,22 @@ use crate::{
         self, AdminService, NodeInfo, NodeService,
         auth::{ApiToken, TokenAuth},
     },
-    backend::{Backend, ChainServices},
+    backend::{Backend, NodeView, Publish, ready},
     chain::{
-        ChainMonitor, Deployment,
+        ChainMonitor, ChainServices, Deployment,
         indexer::{Indexer, IndexerConfig},
         outbox::{Outbox, OutboxConfig},
         state::ChainState,
     },
-    config::{ChainConfig, Config, Role},
+    config::{Config, Role},
     datadir::{DataDir, DataDirError, RuntimeInfo},
     keys::{self, KeyError},
+    roles::{consumer::Consumer, consumer::RoleRequests, keeper::Keeper, provider::Provider},
     store::{Store, StoreError},
 };
 use alloy::{
     network::EthereumWallet,
-    providers::{DynProvider, Provider, ProviderBuilder, WsConnect},
+    providers::{DynProvider, Provider as _, ProviderBuilder, WsConnect},
 };
 use std::{
     path::PathBuf,
@@ -30,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,11 @@ pub enum NodeError {
 }
 
 /// Runs the node until `cancel` fires or a service fails.
+///
+/// Parts are built in dependency order and passed in: store → chain state (the index view) →
+/// network → chain services (outbox, indexer, deployment) → roles. The chain services need the
+/// endpoint; behind a WebSocket endpoint that is down they come up later, and the roles (and
+/// their gRPC services, which answer `unavailable` until then) with them.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeError> {
     let started = Instant::now();
     let datadir = DataDir::open(&config.datadir)?;
@@ -93,8 +99,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
 
     let chain_id = deployment.as_ref().map(|d| d.chain_id);
     let store = Arc::new(Store::open(&datadir.path().join("db"))?);
+    let state = ChainState::new(store.clone());
     let chain = ChainMonitor::new(config.chain.rpc_url.clone(), deployment.as_ref().map(|d| d.chain_id));
-    let backend = Backend::new(store.clone(), chain.status());
+    let registry = crate::metrics::Registry::new();
+    let tasks = TaskTracker::new();
+    let network = start_network(&config, &key, chain_id, &state, &registry, &tasks, &cancel).await?;
+    let (publish_services, services) = ready::<ChainServices>();
+    let view = NodeView { store: store.clone(), chain: chain.status(), network: network.clone(), services };
     let node_service = NodeService::new(
         NodeInfo {
             address: key.address().to_string(),
@@ -104,46 +115,39 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             deployment_loaded: deployment.is_some(),
             started,
         },
-        backend.clone(),
+        view.clone(),
     );
-    let admin_service = AdminService::new(backend.clone());
+    let admin_service = AdminService::new(view.clone());
 
     let api = api::bind(config.api.grpc_addr).await?;
     let grpc_addr = api.local_addr;
-    let tasks = TaskTracker::new();
+    let (role_services, roles) = RolePlan::new(&config, deployment.is_some());
     if let Some(deployment) = deployment {
-        let start = start_chain_services(
-            config.chain.clone(),
+        let start = start_chain(ChainStart {
+            config: config.clone(),
             deployment,
-            backend.clone(),
-            EthereumWallet::from(key.signer().clone()),
-            tasks.clone(),
-            cancel.child_token(),
-        );
+            store: store.clone(),
+            state,
+            network: network.clone(),
+            key: keys::NodeKey::from_secret(key.secret_bytes())?,
+            datadir: datadir.path().to_owned(),
+            services: publish_services,
+            roles,
+            tasks: tasks.clone(),
+            cancel: cancel.clone(),
+        });
         if config.chain.rpc_url.starts_with("ws") {
-            tasks.spawn(start);
+            tasks.spawn(async move {
+                if let Err(e) = start.await {
+                    error!(target: "node", error = %e, "the roles could not start");
+                }
+            });
         } else {
-            start.await;
+            start.await.map_err(|e| NodeError::Role(e.to_string()))?;
         }
     }
-    let registry = crate::metrics::Registry::new();
-    let network = start_network(&config, &key, chain_id, &backend, &registry, &tasks, &cancel).await?;
     let p2p_addrs: Vec<String> =
         network.listening().await.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
-    if config.p2p.register && chain_id.is_some() && !config.has_role(Role::Bootnode) {
-        let announced = match config.p2p.external_addrs.is_empty() {
-            true => network.listening().await.iter().map(ToString::to_string).collect(),
-            false => config.p2p.external_addrs.clone(),
-        };
-        tasks.spawn(register_self(
-            backend.clone(),
-            key.peer_id(),
-            roles_bits(&config.roles),
-            announced,
-            config.chain.indexer_lag,
-            cancel.child_token(),
-        ));
-    }
     let metrics_listener = match config.metrics.enabled {
         true => Some(
             crate::metrics::bind(config.metrics.addr)
@@ -169,17 +173,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
 
     tasks.spawn(chain.run(cancel.child_token()));
     if let Some(listener) = metrics_listener {
-        tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
+        tasks.spawn(crate::metrics::serve(listener, registry.clone(), view.clone(), cancel.child_token()));
     }
-    let role_services =
-        start_roles(&config, &key, chain_id.is_some(), &backend, &network, datadir.path(), &tasks, &cancel)?;
     let api_task = tasks.spawn(api.serve(
         node_service,
         admin_service,
         role_services,
         TokenAuth::new(token),
         registry,
-        cancel.clone().cancelled_owned(),
+        cancel.clone(),
     ));
     tasks.close();
 
@@ -193,7 +195,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     }
     cancel.cancel();
     tasks.wait().await;
-    drop(backend);
+    drop(view);
     if let Err(e) = store.flush() {
         warn!(target: "store", error = %e, "flush at shutdown failed");
     }
@@ -213,25 +215,36 @@ pub async fn connect(rpc_url: &str) -> Result<DynProvider, alloy::transports::Tr
     }
 }
 
-/// Connects to the chain (retrying while a WebSocket endpoint is down), then starts the outbox
-/// and the indexer and publishes them on the backend. HTTP endpoints need no connection up front,
-/// so for them this finishes at once, before the node announces itself.
-async fn start_chain_services(
-    config: ChainConfig,
+/// What [`start_chain`] builds the chain services and the roles from.
+struct ChainStart {
+    config: Config,
     deployment: Deployment,
-    backend: Backend,
-    wallet: EthereumWallet,
+    store: Arc<Store>,
+    state: ChainState,
+    network: crate::p2p::Network,
+    key: keys::NodeKey,
+    datadir: PathBuf,
+    services: Publish<ChainServices>,
+    roles: RolePlan,
     tasks: TaskTracker,
     cancel: CancellationToken,
-) {
+}
+
+/// Connects to the chain (retrying while a WebSocket endpoint is down), starts the outbox and the
+/// indexer, then the roles over them, and publishes both. HTTP endpoints need no connection up
+/// front, so for them this finishes at once, before the node announces itself.
+async fn start_chain(start: ChainStart) -> Result<(), StartError> {
+    let ChainStart { config, deployment, store, state, network, key, datadir, services, roles, tasks, cancel } = start;
+    let chain = &config.chain;
     let mut backoff = Duration::from_millis(500);
     let provider = loop {
-        match connect(&config.rpc_url).await {
+        match connect(&chain.rpc_url).await {
             Ok(provider) => break provider,
             Err(e) => {
-                warn!(target: "chain", rpc = %config.rpc_url, error = %e, "cannot connect; retrying");
+                warn!(target: "chain", rpc = %chain.rpc_url, error = %e, "cannot connect; retrying");
+                // Time is the point: back-off between connection attempts.
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -239,33 +252,70 @@ async fn start_chain_services(
         }
     };
     let outbox_config = OutboxConfig {
-        confirmations: config.confirmations,
-        stuck_after: Duration::from_secs(config.stuck_after_secs),
+        confirmations: chain.confirmations,
+        stuck_after: Duration::from_secs(chain.stuck_after_secs),
         ..OutboxConfig::default()
     };
     let indexer_config =
-        IndexerConfig { lag: config.indexer_lag, page_size: config.log_page_size, ..IndexerConfig::default() };
-    let started = Outbox::new(backend.store.clone(), provider.clone(), wallet, outbox_config)
-        .map_err(|e| e.to_string())
+        IndexerConfig { lag: chain.indexer_lag, page_size: chain.log_page_size, ..IndexerConfig::default() };
+    let wallet = EthereumWallet::from(key.signer().clone());
+    let started = Outbox::new(store.clone(), provider.clone(), wallet, outbox_config)
+        .map_err(StartError::Outbox)
         .and_then(|outbox| {
-            Indexer::new(backend.store.clone(), provider, &deployment, indexer_config)
-                .map(|(indexer, handle)| (outbox, indexer, handle))
-                .map_err(|e| e.to_string())
+            let (indexer, handle) =
+                Indexer::over(&state, provider, &deployment, indexer_config).map_err(StartError::Indexer)?;
+            Ok((outbox, indexer, handle))
         });
-    match started {
-        Ok((outbox, indexer, handle)) => {
-            backend.set_services(ChainServices {
-                deployment: Arc::new(deployment.clone()),
-                outbox: outbox.clone(),
-                indexer: handle,
-                state: ChainState::new(backend.store.clone()),
-            });
-            info!(target: "chain", from = %outbox.from(), "outbox and indexer running");
-            tasks.spawn(outbox.run(cancel.clone()));
-            tasks.spawn(indexer.run(cancel));
+    let (outbox, indexer, handle) = match started {
+        Ok(started) => started,
+        // The node keeps serving what needs no chain; the roles' APIs answer `unavailable`.
+        Err(e) => {
+            warn!(target: "chain", error = %e, "chain services could not start");
+            return Ok(());
         }
-        Err(e) => warn!(target: "chain", error = %e, "chain services could not start"),
+    };
+    let chain_services = ChainServices {
+        deployment: Arc::new(deployment),
+        outbox: outbox.clone(),
+        indexer: handle,
+        state,
+        shutdown: cancel.clone(),
+    };
+    info!(target: "chain", from = %outbox.from(), "outbox and indexer running");
+    tasks.spawn(outbox.run(cancel.child_token()));
+    tasks.spawn(indexer.run(cancel.child_token()));
+    services.publish(chain_services.clone());
+
+    let backend = Backend::new(store, chain_services.clone(), network.clone());
+    roles.start(&config, &key, &backend, &datadir, &tasks, &cancel)?;
+    if config.p2p.register && !config.has_role(Role::Bootnode) {
+        let announced = match config.p2p.external_addrs.is_empty() {
+            true => network.listening().await.iter().map(ToString::to_string).collect(),
+            false => config.p2p.external_addrs.clone(),
+        };
+        tasks.spawn(register_self(
+            chain_services,
+            key.peer_id(),
+            roles_bits(&config.roles),
+            announced,
+            config.chain.indexer_lag,
+            cancel.child_token(),
+        ));
     }
+    Ok(())
+}
+
+/// Why the chain services or the roles could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("the outbox cannot start: {0}")]
+    Outbox(crate::chain::outbox::OutboxError),
+    #[error("the indexer cannot start: {0}")]
+    Indexer(crate::chain::indexer::IndexerError),
+    #[error(transparent)]
+    Role(#[from] crate::roles::RoleError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 /// Starts libp2p: chain admission for nodes with a deployment; open admission (DHT only, no
@@ -274,7 +324,7 @@ async fn start_network(
     config: &Config,
     key: &keys::NodeKey,
     chain_id: Option<u64>,
-    backend: &Backend,
+    state: &ChainState,
     registry: &crate::metrics::Registry,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
@@ -290,7 +340,7 @@ async fn start_network(
         ..Default::default()
     };
     let admission = match (bootnode, chain_id) {
-        (false, Some(_)) => crate::p2p::Admission::Chain(backend.clone()),
+        (false, Some(_)) => crate::p2p::Admission::Chain(state.clone()),
         (true, _) => crate::p2p::Admission::Open,
         (false, None) => {
             warn!(target: "p2p", "no chain.deployment: peers cannot be checked against the NodeRegistry; admission is open");
@@ -302,7 +352,6 @@ async fn start_network(
         crate::p2p::start(key.libp2p_keypair(), &network_config, admission, &mut libp2p_registry)?
     };
     tasks.spawn(network_loop.run(cancel.child_token()));
-    backend.set_network(network.clone());
     // Wait briefly for the listeners so node.json can name the real ports.
     for _ in 0..100 {
         if network.listening().await.len() >= network_config.listen.len() {
@@ -329,7 +378,7 @@ fn roles_bits(roles: &[Role]) -> u8 {
 /// through the outbox: an idempotency key per PeerId and address set, so restarts never send it
 /// twice.
 async fn register_self(
-    backend: Backend,
+    services: ChainServices,
     peer_id: libp2p::PeerId,
     roles: u8,
     mut addrs: Vec<String>,
@@ -339,18 +388,16 @@ async fn register_self(
     use crate::chain::{contracts::NodeRegistry, outbox::Call};
     use alloy::sol_types::SolCall;
     addrs.truncate(8);
-    let services = loop {
-        if let Some(services) = backend.services() {
-            let progress = services.indexer.progress();
-            if progress.head > 0 && progress.indexed >= progress.head.saturating_sub(lag) {
-                break services;
-            }
-        }
+    let caught_up = |p: &crate::chain::indexer::IndexerProgress| p.head > 0 && p.indexed >= p.head.saturating_sub(lag);
+    loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            waited = services.indexer.wait_until(caught_up, Duration::from_secs(60)) => match waited {
+                Ok(_) => break,
+                Err(e) => info!(target: "p2p", "not registering in the NodeRegistry yet: {e}"),
+            },
         }
-    };
+    }
     let address = services.outbox.from();
     let Ok(registry) = services.deployment.address("NodeRegistry") else { return };
     let existing = match services.state.node(address) {
@@ -381,39 +428,73 @@ async fn register_self(
     }
 }
 
-/// Starts the provider, consumer and keeper roles the config asks for (each needs a deployment)
-/// and installs their network request handler.
-#[allow(clippy::too_many_arguments)]
-fn start_roles(
-    config: &Config,
-    key: &keys::NodeKey,
-    has_deployment: bool,
-    backend: &Backend,
-    network: &crate::p2p::Network,
-    datadir: &std::path::Path,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> Result<crate::api::RoleServices, NodeError> {
-    use crate::roles::{consumer::Consumer, consumer::RoleRequests, keeper::Keeper, provider::Provider};
-    let mut requests = RoleRequests::default();
-    if has_deployment {
-        requests.schemas = Some(crate::roles::schemas::Schemas::new(backend.clone()));
-    }
-    for role in [Role::Provider, Role::Consumer, Role::Keeper] {
-        if config.has_role(role) && !has_deployment {
-            warn!(target: "node", ?role, "this role needs chain.deployment; its API is off");
-        }
-    }
-    let provider = match config.has_role(Role::Provider) && has_deployment {
-        true => {
-            let provider = Provider::open(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir)
-                .map_err(|e| NodeError::Role(e.to_string()))?;
-            network.set_bundle_source(Arc::new(provider.clone()));
-            if let Some(keeper) = config.provider.keeper {
-                provider.set_keeper(keeper);
+/// The roles the config switches on: their gRPC services exist from the start (they answer
+/// `unavailable` until the chain services are up); the roles themselves are built over the chain
+/// services in [`RolePlan::start`].
+struct RolePlan {
+    registry: Option<Publish<Backend>>,
+    provider: Option<Publish<Provider>>,
+    consumer: Option<Publish<Consumer>>,
+    keeper: Option<Publish<Keeper>>,
+}
+
+impl RolePlan {
+    fn new(config: &Config, has_deployment: bool) -> (crate::api::RoleServices, Self) {
+        for role in [Role::Provider, Role::Consumer, Role::Keeper] {
+            if config.has_role(role) && !has_deployment {
+                warn!(target: "node", ?role, "this role needs chain.deployment; its API is off");
             }
+        }
+        let mut services = crate::api::RoleServices::default();
+        let mut plan = Self { registry: None, provider: None, consumer: None, keeper: None };
+        if has_deployment {
+            let (tx, rx) = ready();
+            services.registry = Some(crate::api::RegistryService::new(rx));
+            plan.registry = Some(tx);
+        }
+        if has_deployment && config.has_role(Role::Provider) {
+            let (tx, rx) = ready();
+            services.provider = Some(crate::api::ProviderService::new(rx));
+            plan.provider = Some(tx);
+        }
+        if has_deployment && config.has_role(Role::Consumer) {
+            let (tx, rx) = ready();
+            services.consumer = Some(crate::api::ConsumerService::new(rx));
+            plan.consumer = Some(tx);
+        }
+        if has_deployment && config.has_role(Role::Keeper) {
+            let (tx, rx) = ready();
+            services.keeper = Some(crate::api::KeeperService::new(rx));
+            plan.keeper = Some(tx);
+        }
+        (services, plan)
+    }
+
+    /// Builds the roles over `backend`, starts their tasks, installs their network request
+    /// handler and publishes them to their gRPC services.
+    fn start(
+        self,
+        config: &Config,
+        key: &keys::NodeKey,
+        backend: &Backend,
+        datadir: &std::path::Path,
+        tasks: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> Result<(), StartError> {
+        let mut requests = RoleRequests {
+            schemas: Some(crate::roles::schemas::Schemas::new(backend.clone())),
+            ..RoleRequests::default()
+        };
+        if let Some(publish) = self.provider {
+            let node_key = keys::NodeKey::from_secret(key.secret_bytes())?;
+            let provider = Provider::open(backend.clone(), node_key, datadir, config.provider.keeper)?;
+            backend.network.set_bundle_source(Arc::new(provider.clone()));
             let resume = provider.clone();
-            tasks.spawn(async move { resume.resume().await });
+            let resume_cancel = cancel.child_token();
+            tasks.spawn(async move {
+                // Unfinished registrations stay in the store and are resumed at the next start.
+                resume_cancel.run_until_cancelled(resume.resume()).await;
+            });
             tasks.spawn(provider.clone().run_deliveries(cancel.child_token()));
             let policy = crate::roles::provider::SealPolicy {
                 max_records: config.provider.seal_records,
@@ -421,28 +502,24 @@ fn start_roles(
             };
             tasks.spawn(provider.clone().run_sealing(policy, cancel.child_token()));
             requests.provider = Some(provider.clone());
-            Some(crate::api::ProviderService::new(provider))
+            publish.publish(provider);
         }
-        false => None,
-    };
-    let consumer = match config.has_role(Role::Consumer) && has_deployment {
-        true => {
+        if let Some(publish) = self.consumer {
             let consumer = Consumer::new(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir);
             requests.consumer = Some(consumer.clone());
-            Some(crate::api::ConsumerService::new(consumer, backend.clone()))
+            publish.publish(consumer);
         }
-        false => None,
-    };
-    let keeper = match config.has_role(Role::Keeper) && has_deployment {
-        true => {
-            let (keeper, batches) = Keeper::new(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?);
+        if let Some(publish) = self.keeper {
+            let (keeper, batches) =
+                Keeper::new(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, cancel.child_token());
             tasks.spawn(batches);
             requests.keeper = Some(keeper.clone());
-            Some(crate::api::KeeperService::new(keeper))
+            publish.publish(keeper);
         }
-        false => None,
-    };
-    network.set_request_handler(Arc::new(requests));
-    let registry = has_deployment.then(|| crate::api::RegistryService::new(backend.clone()));
-    Ok(crate::api::RoleServices { registry, provider, consumer, keeper })
+        backend.network.set_request_handler(Arc::new(requests));
+        if let Some(publish) = self.registry {
+            publish.publish(backend.clone());
+        }
+        Ok(())
+    }
 }

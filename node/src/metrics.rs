@@ -1,10 +1,10 @@
 //! Prometheus metrics: one registry for the process, served as text at `/metrics`.
 //!
 //! Counters are updated where things happen (gRPC calls by method and code); gauges are read
-//! from the backend at scrape time (outbox depth and outcomes, indexer lag, store sizes, chain
+//! from the node view at scrape time (outbox depth and outcomes, indexer lag, store sizes, chain
 //! connection), so a scrape always shows the current state.
 
-use crate::backend::Backend;
+use crate::backend::NodeView;
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
@@ -50,9 +50,9 @@ impl Registry {
     }
 
     /// The text exposition of every metric.
-    pub fn render(&self, backend: &Backend) -> String {
+    pub fn render(&self, view: &NodeView) -> String {
         let mut out = String::new();
-        let chain = &backend.chain;
+        let chain = &view.chain;
         gauge(
             &mut out,
             "airbloc_chain_connected",
@@ -60,7 +60,7 @@ impl Registry {
             chain.connected() as u64,
         );
         gauge(&mut out, "airbloc_chain_head", "Latest block reported by the chain endpoint", chain.head());
-        if let Some(services) = backend.services() {
+        if let Some(services) = view.services.get() {
             let progress = services.indexer.progress();
             gauge(&mut out, "airbloc_indexer_block", "Last indexed block", progress.indexed);
             gauge(
@@ -91,7 +91,7 @@ impl Registry {
         }
         let _ = writeln!(out, "# HELP airbloc_store_bytes Approximate bytes per store table");
         let _ = writeln!(out, "# TYPE airbloc_store_bytes gauge");
-        for (table, bytes) in backend.store.sizes() {
+        for (table, bytes) in view.store.sizes() {
             let _ = writeln!(out, "airbloc_store_bytes{{table=\"{table}\"}} {bytes}");
         }
         let _ = writeln!(out, "# HELP airbloc_grpc_calls_total gRPC calls by method and status code");
@@ -99,7 +99,8 @@ impl Registry {
         for ((method, code), n) in self.grpc_calls.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "airbloc_grpc_calls_total{{method=\"{method}\",code=\"{code}\"}} {n}");
         }
-        if let Some(network) = backend.network() {
+        {
+            let network = &view.network;
             let stats = network.transfer_stats();
             let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
             gauge(
@@ -148,7 +149,7 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// Serves `GET /metrics` until cancelled.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, backend: Backend, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, view: NodeView, cancel: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         info!(target: "metrics", %addr, "serving /metrics");
     }
@@ -161,7 +162,7 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, backend: Back
             },
         };
         let registry = registry.clone();
-        let backend = backend.clone();
+        let view = view.clone();
         tokio::spawn(async move {
             let mut request = [0u8; 1024];
             let n = match tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut request)).await {
@@ -170,7 +171,7 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, backend: Back
             };
             let head = String::from_utf8_lossy(&request[..n]);
             let response = if head.starts_with("GET /metrics ") {
-                let body = registry.render(&backend);
+                let body = registry.render(&view);
                 format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()

@@ -1,7 +1,7 @@
 //! `airbloc.v1.Admin`: the transaction outbox for operators.
 
 use crate::{
-    backend::Backend,
+    backend::NodeView,
     chain::outbox::{Call, Intent, IntentState, OutboxError},
 };
 use airbloc_proto::v1::{self as pb, admin_server::Admin};
@@ -11,16 +11,16 @@ use tonic::{Request, Response, Status};
 /// The Admin service.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    backend: Backend,
+    view: NodeView,
 }
 
 impl AdminService {
-    pub fn new(backend: Backend) -> Self {
-        Self { backend }
+    pub fn new(view: NodeView) -> Self {
+        Self { view }
     }
 
-    fn outbox(&self) -> Result<&crate::chain::outbox::Outbox, Status> {
-        self.backend.services().map(|s| &s.outbox).ok_or_else(|| {
+    fn outbox(&self) -> Result<crate::chain::outbox::Outbox, Status> {
+        self.view.services.get().map(|s| s.outbox).ok_or_else(|| {
             Status::failed_precondition(
                 "the chain client is not running — configure chain.deployment (--chain.deployment) and check chain.rpc_url",
             )

@@ -1,8 +1,9 @@
 //! `airbloc.v1.Consumer`: catalog, orders, downloads, settlement over gRPC.
 
-use super::provider::id32;
+use super::convert::id32;
 use crate::{
-    backend::Backend,
+    backend::Ready,
+    chain::state::OfferStatus,
     roles::consumer::{Consumer, OrderView},
 };
 use airbloc_proto::v1::{self as pb, consumer_server};
@@ -14,13 +15,21 @@ use tonic::{Request, Response, Status};
 /// The Consumer service.
 #[derive(Debug, Clone)]
 pub struct ConsumerService {
-    consumer: Consumer,
-    backend: Backend,
+    consumer: Ready<Consumer>,
 }
 
 impl ConsumerService {
-    pub fn new(consumer: Consumer, backend: Backend) -> Self {
-        Self { consumer, backend }
+    /// The service of a role that is built once the chain services are up.
+    pub fn new(consumer: Ready<Consumer>) -> Self {
+        Self { consumer }
+    }
+
+    fn consumer(&self) -> Result<Consumer, Status> {
+        self.consumer.get().ok_or_else(|| {
+            Status::unavailable(
+                "the chain services are not running yet — the node is still connecting to chain.rpc_url",
+            )
+        })
     }
 }
 
@@ -30,7 +39,7 @@ fn order_info(view: &OrderView, tx_id: String) -> pb::OrderInfo {
     pb::OrderInfo {
         order_id: view.id.to_vec(),
         offer_id: view.row.offer.to_vec(),
-        status: view.row.status.clone(),
+        status: view.row.status.to_string(),
         amount_wei: view.row.amount.to_string(),
         bundle_ids: view.bundles.iter().map(|b| b.to_vec()).collect(),
         key_received: view.key_received,
@@ -49,7 +58,8 @@ type ProgressStream = Pin<Box<dyn futures::Stream<Item = Result<pb::DownloadProg
 impl consumer_server::Consumer for ConsumerService {
     async fn catalog(&self, request: Request<pb::CatalogRequest>) -> Result<Response<pb::CatalogResponse>, Status> {
         let request = request.into_inner();
-        let services = self.backend.services().ok_or_else(|| Status::unavailable("chain services are not running"))?;
+        let consumer = self.consumer()?;
+        let services = consumer.services();
         let provider: Option<Address> = match request.provider.as_str() {
             "" => None,
             text => Some(text.parse().map_err(|e| Status::invalid_argument(format!("provider `{text}`: {e}")))?),
@@ -73,7 +83,7 @@ impl consumer_server::Consumer for ConsumerService {
                 size: b.size,
                 offers: offers
                     .iter()
-                    .filter(|(_, o)| o.status == "open" && o.bundle_ids.contains(&id))
+                    .filter(|(_, o)| o.status == OfferStatus::Open && o.bundle_ids.contains(&id))
                     .map(|(offer_id, o)| pb::CatalogOffer {
                         offer_id: offer_id.to_vec(),
                         price_wei: o.price.to_string(),
@@ -88,13 +98,13 @@ impl consumer_server::Consumer for ConsumerService {
 
     async fn place_order(&self, request: Request<pb::PlaceOrderRequest>) -> Result<Response<pb::OrderInfo>, Status> {
         let offer = arg(id32(&request.into_inner().offer_id, "offer_id"))?;
-        let (view, tx) = self.consumer.place_order(offer).await.map_err(status)?;
+        let (view, tx) = self.consumer()?.place_order(offer).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
 
     async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::OrderInfo>, Status> {
         let order = arg(id32(&request.into_inner().order_id, "order_id"))?;
-        Ok(Response::new(order_info(&self.consumer.order(order).map_err(status)?, String::new())))
+        Ok(Response::new(order_info(&self.consumer()?.order(order).map_err(status)?, String::new())))
     }
 
     type DownloadStream = ProgressStream;
@@ -107,7 +117,7 @@ impl consumer_server::Consumer for ConsumerService {
             return Err(Status::invalid_argument("output_path is required"));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let consumer = self.consumer.clone();
+        let consumer = self.consumer()?;
         tokio::spawn(async move {
             // The download stops when the caller goes away.
             let cancel = CancellationToken::new();
@@ -144,19 +154,19 @@ impl consumer_server::Consumer for ConsumerService {
 
     async fn settle(&self, request: Request<pb::OrderAction>) -> Result<Response<pb::OrderInfo>, Status> {
         let order = arg(id32(&request.into_inner().order_id, "order_id"))?;
-        let (view, tx) = self.consumer.settle(order).await.map_err(status)?;
+        let (view, tx) = self.consumer()?.settle(order).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
 
     async fn refund(&self, request: Request<pb::OrderAction>) -> Result<Response<pb::OrderInfo>, Status> {
         let order = arg(id32(&request.into_inner().order_id, "order_id"))?;
-        let (view, tx) = self.consumer.refund(order).await.map_err(status)?;
+        let (view, tx) = self.consumer()?.refund(order).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
 
     async fn dispute(&self, request: Request<pb::OrderAction>) -> Result<Response<pb::OrderInfo>, Status> {
         let order = arg(id32(&request.into_inner().order_id, "order_id"))?;
-        let (view, tx) = self.consumer.dispute(order).await.map_err(status)?;
+        let (view, tx) = self.consumer()?.dispute(order).await.map_err(status)?;
         Ok(Response::new(order_info(&view, tx)))
     }
 }

@@ -1,49 +1,34 @@
 //! `airbloc.v1.Keeper`: accounts, consents, hand-over and exports for users without wallets.
 
-use super::{provider::id32, status};
-use crate::roles::keeper::{AccountView, ConsentChange, Grant, Keeper};
+use super::{
+    convert::{action, consent_changes, consents_to_proto, optional_id},
+    status,
+};
+use crate::backend::Ready;
+use crate::roles::keeper::{AccountView, Grant, Keeper};
 use airbloc_proto::v1::{self as pb, keeper_server};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use tonic::{Request, Response, Status};
 
 /// The Keeper service.
 #[derive(Debug, Clone)]
 pub struct KeeperService {
-    keeper: Keeper,
+    keeper: Ready<Keeper>,
 }
 
 impl KeeperService {
-    pub fn new(keeper: Keeper) -> Self {
+    /// The service of a role that is built once the chain services are up.
+    pub fn new(keeper: Ready<Keeper>) -> Self {
         Self { keeper }
     }
-}
 
-fn optional_id(bytes: &[u8], what: &str) -> Result<Option<B256>, Status> {
-    match bytes.is_empty() {
-        true => Ok(None),
-        false => id32(bytes, what).map(Some).map_err(Status::invalid_argument),
-    }
-}
-
-fn action(action: u32) -> Result<u8, Status> {
-    u8::try_from(action)
-        .ok()
-        .filter(|a| *a <= crate::chain::contracts::actions::EXCHANGE)
-        .ok_or_else(|| Status::invalid_argument(format!("action {action} is neither 0 (collect) nor 1 (exchange)")))
-}
-
-pub(crate) fn consent_changes(changes: &[pb::ConsentChange]) -> Result<Vec<ConsentChange>, Status> {
-    changes
-        .iter()
-        .map(|c| {
-            Ok(ConsentChange {
-                app: id32(&c.app_id, "app_id").map_err(Status::invalid_argument)?,
-                action: action(c.action)?,
-                data_type: id32(&c.data_type_id, "data_type_id").map_err(Status::invalid_argument)?,
-                allowed: c.allowed,
-            })
+    fn keeper(&self) -> Result<Keeper, Status> {
+        self.keeper.get().ok_or_else(|| {
+            Status::unavailable(
+                "the chain services are not running yet — the node is still connecting to chain.rpc_url",
+            )
         })
-        .collect()
+    }
 }
 
 fn account(view: &AccountView) -> pb::Account {
@@ -71,37 +56,15 @@ fn account(view: &AccountView) -> pb::Account {
     }
 }
 
-/// Consents with their histories, as the API returns them.
-pub(crate) fn consents_to_proto(
-    consents: impl Iterator<Item = (B256, u8, B256, crate::chain::state::ConsentRow)>,
-) -> pb::ListConsentsResponse {
-    pb::ListConsentsResponse {
-        consents: consents
-            .map(|(app, action, data_type, row)| pb::ConsentState {
-                app_id: app.to_vec(),
-                action: action.into(),
-                data_type_id: data_type.to_vec(),
-                allowed: row.history.last().is_some_and(|(_, allowed)| *allowed),
-                set_by_user: row.set_by_user,
-                history: row
-                    .history
-                    .iter()
-                    .map(|(block, allowed)| pb::ConsentEntry { block: *block, allowed: *allowed })
-                    .collect(),
-            })
-            .collect(),
-    }
-}
-
 #[tonic::async_trait]
 impl keeper_server::Keeper for KeeperService {
     async fn sign_up(&self, request: Request<pb::KeeperSignUpRequest>) -> Result<Response<pb::Account>, Status> {
-        let (view, _) = self.keeper.sign_up(&request.into_inner().identity).await.map_err(status)?;
+        let (view, _) = self.keeper()?.sign_up(&request.into_inner().identity).await.map_err(status)?;
         Ok(Response::new(account(&view)))
     }
 
     async fn get_account(&self, request: Request<pb::IdentityRequest>) -> Result<Response<pb::Account>, Status> {
-        Ok(Response::new(account(&self.keeper.account(&request.into_inner().identity).map_err(status)?)))
+        Ok(Response::new(account(&self.keeper()?.account(&request.into_inner().identity).map_err(status)?)))
     }
 
     async fn set_policy(&self, request: Request<pb::SetPolicyRequest>) -> Result<Response<pb::Account>, Status> {
@@ -117,7 +80,7 @@ impl keeper_server::Keeper for KeeperService {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        Ok(Response::new(account(&self.keeper.set_policy(&request.identity, grants).map_err(status)?)))
+        Ok(Response::new(account(&self.keeper()?.set_policy(&request.identity, grants).map_err(status)?)))
     }
 
     async fn set_consents(
@@ -126,7 +89,7 @@ impl keeper_server::Keeper for KeeperService {
     ) -> Result<Response<pb::SetConsentsResponse>, Status> {
         let request = request.into_inner();
         let changes = consent_changes(&request.changes)?;
-        let (tx_id, block) = self.keeper.set_consents(&request.identity, &changes).await.map_err(status)?;
+        let (tx_id, block) = self.keeper()?.set_consents(&request.identity, &changes).await.map_err(status)?;
         Ok(Response::new(pb::SetConsentsResponse { tx_id, block }))
     }
 
@@ -134,7 +97,7 @@ impl keeper_server::Keeper for KeeperService {
         &self,
         request: Request<pb::IdentityRequest>,
     ) -> Result<Response<pb::ListConsentsResponse>, Status> {
-        let consents = self.keeper.consents(&request.into_inner().identity).map_err(status)?;
+        let consents = self.keeper()?.consents(&request.into_inner().identity).map_err(status)?;
         Ok(Response::new(consents_to_proto(consents.into_iter().map(|c| (c.app, c.action, c.data_type, c.row)))))
     }
 
@@ -144,14 +107,14 @@ impl keeper_server::Keeper for KeeperService {
             .new_owner
             .parse()
             .map_err(|_| Status::invalid_argument(format!("new_owner {:?} is not a 0x address", request.new_owner)))?;
-        Ok(Response::new(account(&self.keeper.unlock(&request.identity, owner).await.map_err(status)?)))
+        Ok(Response::new(account(&self.keeper()?.unlock(&request.identity, owner).await.map_err(status)?)))
     }
 
     async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<pb::ExportResponse>, Status> {
         let request = request.into_inner();
         let own = request.public_key.is_empty();
-        let key = if own { self.keeper.public_key().to_vec() } else { request.public_key };
-        let answers = self.keeper.export(&request.identity, &key).await.map_err(status)?;
+        let key = if own { self.keeper()?.public_key().to_vec() } else { request.public_key };
+        let answers = self.keeper()?.export(&request.identity, &key).await.map_err(status)?;
         let mut providers = Vec::with_capacity(answers.len());
         for answer in answers {
             let mut export = pb::ProviderExport { provider: answer.provider.to_string(), ..Default::default() };
@@ -159,7 +122,7 @@ impl keeper_server::Keeper for KeeperService {
                 Ok(records) => {
                     export.count = records.count;
                     match own {
-                        true => export.records_ndjson = self.keeper.open_export(&records.sealed).map_err(status)?,
+                        true => export.records_ndjson = self.keeper()?.open_export(&records.sealed).map_err(status)?,
                         false => export.sealed = records.sealed,
                     }
                 }

@@ -7,6 +7,7 @@
 mod admin;
 pub mod auth;
 mod consumer;
+mod convert;
 mod keeper;
 mod node;
 mod provider;
@@ -32,7 +33,11 @@ pub struct RoleServices {
     pub consumer: Option<ConsumerService>,
     pub keeper: Option<KeeperService>,
 }
-use std::{future::Future, net::SocketAddr};
+use std::{net::SocketAddr, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+/// How long in-flight calls may run on after shutdown begins (within the binary's 10 s grace).
+pub const DRAIN: Duration = Duration::from_secs(3);
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
@@ -64,7 +69,9 @@ pub async fn bind(addr: SocketAddr) -> Result<BoundApi, ApiError> {
 }
 
 impl BoundApi {
-    /// Serves every service until `shutdown` resolves, then finishes in-flight calls.
+    /// Serves every service until `shutdown` fires, then finishes in-flight calls — for at most
+    /// [`DRAIN`]; calls still running then are closed (their work is durable: the outbox and
+    /// the store hold it for the restart).
     pub async fn serve(
         self,
         node: NodeService,
@@ -72,7 +79,7 @@ impl BoundApi {
         roles: RoleServices,
         auth: auth::TokenAuth,
         metrics: std::sync::Arc<crate::metrics::Registry>,
-        shutdown: impl Future<Output = ()> + Send,
+        shutdown: CancellationToken,
     ) -> Result<(), ApiError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<NodeServer<NodeService>>().await;
@@ -100,7 +107,7 @@ impl BoundApi {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        Server::builder()
+        let server = Server::builder()
             .layer(crate::metrics::GrpcMetricsLayer::new(metrics))
             .add_service(health_service)
             .add_service(InterceptedService::new(reflection_v1, auth.clone()))
@@ -111,23 +118,21 @@ impl BoundApi {
             .add_optional_service(provider.map(|p| InterceptedService::new(ProviderServer::new(p), auth.clone())))
             .add_optional_service(consumer.map(|c| InterceptedService::new(ConsumerServer::new(c), auth.clone())))
             .add_optional_service(keeper.map(|k| InterceptedService::new(KeeperServer::new(k), auth)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown.clone().cancelled_owned());
+        let drained = async {
+            shutdown.cancelled().await;
+            // Time is the point: the bound on how long in-flight calls may still run.
+            tokio::time::sleep(DRAIN).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            _ = drained => tracing::warn!(target: "api", "calls still running {DRAIN:?} after shutdown began; closing them"),
+        }
         Ok(())
     }
 }
 
-/// A role error as a gRPC status, one code per kind.
+/// A role error as a gRPC status, one code per kind (see [`crate::roles::RoleError::to_status`]).
 pub(crate) fn status(e: crate::roles::RoleError) -> tonic::Status {
-    use crate::roles::RoleError;
-    use tonic::Status;
-    match e {
-        RoleError::Invalid(m) => Status::invalid_argument(m),
-        RoleError::NotFound(m) => Status::not_found(m),
-        RoleError::Forbidden(m) => Status::permission_denied(m),
-        RoleError::Unavailable(m) => Status::unavailable(m),
-        e @ RoleError::Mismatch(_) => Status::data_loss(e.to_string()),
-        e @ RoleError::Transaction { .. } => Status::aborted(e.to_string()),
-        RoleError::Internal(m) => Status::internal(m),
-    }
+    e.to_status()
 }

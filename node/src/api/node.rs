@@ -1,6 +1,6 @@
 //! `airbloc.v1.Node`: identity, roles, chain connection, uptime.
 
-use crate::{backend::Backend, chain::contracts::roles, config::Role, p2p::Standing};
+use crate::{backend::NodeView, chain::contracts::roles, config::Role, p2p::Standing};
 use airbloc_proto::v1::{self as pb, node_server::Node};
 use std::{sync::Arc, time::Instant};
 use tonic::{Request, Response, Status};
@@ -20,12 +20,12 @@ pub struct NodeInfo {
 #[derive(Debug, Clone)]
 pub struct NodeService {
     info: Arc<NodeInfo>,
-    backend: Backend,
+    view: NodeView,
 }
 
 impl NodeService {
-    pub fn new(info: NodeInfo, backend: Backend) -> Self {
-        Self { info: Arc::new(info), backend }
+    pub fn new(info: NodeInfo, view: NodeView) -> Self {
+        Self { info: Arc::new(info), view }
     }
 }
 
@@ -41,13 +41,16 @@ fn role_to_proto(role: Role) -> pb::Role {
 #[tonic::async_trait]
 impl Node for NodeService {
     async fn peers(&self, _request: Request<pb::PeersRequest>) -> Result<Response<pb::PeersResponse>, Status> {
-        let peers = match self.backend.network() {
-            Some(network) => network.peers().await,
-            None => Vec::new(),
-        };
-        let registered = |address| {
-            self.backend.services().and_then(|s| s.state.node(address).ok().flatten()).map_or(0, |row| row.roles)
-        };
+        let peers = self.view.network.peers().await;
+        let services = self.view.services.get();
+        let mut roles_by_address = std::collections::HashMap::new();
+        if let Some(services) = &services {
+            for address in peers.iter().filter_map(|p| p.address) {
+                let row = services.state.node(address).map_err(|e| Status::internal(e.to_string()))?;
+                roles_by_address.insert(address, row.map_or(0, |row| row.roles));
+            }
+        }
+        let registered = |address| roles_by_address.get(&address).copied().unwrap_or(0);
         Ok(Response::new(pb::PeersResponse {
             peers: peers
                 .into_iter()
@@ -66,12 +69,10 @@ impl Node for NodeService {
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
-        let chain = &self.backend.chain;
-        let services = self.backend.services();
-        let (peers, listening) = match self.backend.network() {
-            Some(network) => (network.peers().await, network.listening().await),
-            None => (Vec::new(), Vec::new()),
-        };
+        let chain = &self.view.chain;
+        let services = self.view.services.get();
+        let services = services.as_ref();
+        let (peers, listening) = (self.view.network.peers().await, self.view.network.listening().await);
         Ok(Response::new(pb::StatusResponse {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             address: self.info.address.clone(),

@@ -1,29 +1,33 @@
 //! `airbloc.v1.Provider`: apps, data types, ingestion and bundles over gRPC.
 
+use crate::backend::Ready;
 use crate::roles::provider::{IncomingRecord, OfferTerms, ProvidedBundle, Provider, Refusal, Verdict};
 use airbloc_proto::v1::{self as pb, provider_server};
-use alloy::primitives::B256;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The Provider service.
 #[derive(Debug, Clone)]
 pub struct ProviderService {
-    provider: Provider,
+    provider: Ready<Provider>,
 }
 
 impl ProviderService {
-    pub fn new(provider: Provider) -> Self {
+    /// The service of a role that is built once the chain services are up.
+    pub fn new(provider: Ready<Provider>) -> Self {
         Self { provider }
+    }
+
+    fn provider(&self) -> Result<Provider, Status> {
+        self.provider.get().ok_or_else(|| {
+            Status::unavailable(
+                "the chain services are not running yet — the node is still connecting to chain.rpc_url",
+            )
+        })
     }
 }
 
-use super::status;
-
-/// A 32-byte id from the wire, named in the error.
-pub(crate) fn id32(bytes: &[u8], what: &str) -> Result<B256, String> {
-    B256::try_from(bytes).map_err(|_| format!("{what} must be 32 bytes, got {}", bytes.len()))
-}
+use super::{convert::id32, status};
 
 fn bundle_to_proto(b: &ProvidedBundle) -> pb::Bundle {
     pb::Bundle {
@@ -64,7 +68,7 @@ impl ProviderService {
                 }
             })
             .unzip();
-        let provider = self.provider.clone();
+        let provider = self.provider()?;
         let verdicts = tokio::task::spawn_blocking(move || provider.ingest(&records))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -86,7 +90,8 @@ impl ProviderService {
     fn parse(&self, record: pb::IngestRecord) -> Result<IncomingRecord, String> {
         let user = match (record.user_id.is_empty(), record.identity.is_empty()) {
             (true, false) => {
-                self.provider.user_of_identity(&record.identity).map_err(|e| e.to_string())?.ok_or_else(|| {
+                let provider = self.provider().map_err(|e| e.message().to_owned())?;
+                provider.user_of_identity(&record.identity).map_err(|e| e.to_string())?.ok_or_else(|| {
                     "this identity has not been signed up through the keeper; call SignUp first".to_owned()
                 })?
             }
@@ -110,7 +115,7 @@ impl provider_server::Provider for ProviderService {
         &self,
         request: Request<pb::RegisterAppRequest>,
     ) -> Result<Response<pb::RegisterAppResponse>, Status> {
-        let (app_id, tx_id) = self.provider.register_app(&request.into_inner().name).await.map_err(status)?;
+        let (app_id, tx_id) = self.provider()?.register_app(&request.into_inner().name).await.map_err(status)?;
         Ok(Response::new(pb::RegisterAppResponse { app_id: app_id.to_vec(), tx_id }))
     }
 
@@ -124,7 +129,7 @@ impl provider_server::Provider for ProviderService {
             .node
             .parse()
             .map_err(|e| Status::invalid_argument(format!("node `{}` is not an address: {e}", request.node)))?;
-        let tx_id = self.provider.authorize_node(app, node, request.authorized).await.map_err(status)?;
+        let tx_id = self.provider()?.authorize_node(app, node, request.authorized).await.map_err(status)?;
         Ok(Response::new(pb::AuthorizeNodeResponse { tx_id }))
     }
 
@@ -134,7 +139,7 @@ impl provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::RegisterDataTypeResponse>, Status> {
         let request = request.into_inner();
         let (id, hash, tx_id) =
-            self.provider.register_data_type(&request.name, &request.schema_json).await.map_err(status)?;
+            self.provider()?.register_data_type(&request.name, &request.schema_json).await.map_err(status)?;
         Ok(Response::new(pb::RegisterDataTypeResponse { data_type_id: id.to_vec(), schema_hash: hash.to_vec(), tx_id }))
     }
 
@@ -145,8 +150,8 @@ impl provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let data_type = id32(&request.data_type_id, "data_type_id").map_err(Status::invalid_argument)?;
         let hash = match request.schema_json.is_empty() {
-            true => self.provider.fetch_schema(data_type).await,
-            false => self.provider.add_schema(data_type, &request.schema_json),
+            true => self.provider()?.fetch_schema(data_type).await,
+            false => self.provider()?.add_schema(data_type, &request.schema_json),
         }
         .map_err(status)?;
         Ok(Response::new(pb::AddSchemaResponse { schema_hash: hash.to_vec() }))
@@ -198,7 +203,7 @@ impl provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
         let data_type = id32(&request.data_type_id, "data_type_id").map_err(Status::invalid_argument)?;
-        let bundle = self.provider.seal(app, data_type).await.map_err(status)?;
+        let bundle = self.provider()?.seal(app, data_type).await.map_err(status)?;
         Ok(Response::new(bundle_to_proto(&bundle)))
     }
 
@@ -206,7 +211,7 @@ impl provider_server::Provider for ProviderService {
         &self,
         _: Request<pb::ListBundlesRequest>,
     ) -> Result<Response<pb::ListBundlesResponse>, Status> {
-        let bundles = self.provider.bundles().map_err(status)?;
+        let bundles = self.provider()?.bundles().map_err(status)?;
         Ok(Response::new(pb::ListBundlesResponse { bundles: bundles.iter().map(bundle_to_proto).collect() }))
     }
 
@@ -216,7 +221,7 @@ impl provider_server::Provider for ProviderService {
     ) -> Result<Response<pb::ProviderSignUpResponse>, Status> {
         let request = request.into_inner();
         let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
-        let (user, existing) = self.provider.sign_up(&request.identity, app).await.map_err(status)?;
+        let (user, existing) = self.provider()?.sign_up(&request.identity, app).await.map_err(status)?;
         Ok(Response::new(pb::ProviderSignUpResponse { user_id: user.to_vec(), existing }))
     }
 
@@ -227,7 +232,7 @@ impl provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let user = id32(&request.user_id, "user_id").map_err(Status::invalid_argument)?;
         let app = id32(&request.app_id, "app_id").map_err(Status::invalid_argument)?;
-        let items = super::keeper::consent_changes(&request.changes)?
+        let items = super::convert::consent_changes(&request.changes)?
             .into_iter()
             .map(|c| {
                 if c.app != app {
@@ -240,7 +245,7 @@ impl provider_server::Provider for ProviderService {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let tx_id = self.provider.request_consents(user, app, items).await.map_err(status)?;
+        let tx_id = self.provider()?.request_consents(user, app, items).await.map_err(status)?;
         Ok(Response::new(pb::RequestConsentsResponse { tx_id }))
     }
 
@@ -273,7 +278,7 @@ impl provider_server::Provider for ProviderService {
             dispute_window_secs: request.dispute_window_secs,
             expires_in_secs: request.expires_in_secs,
         };
-        let (offer_id, tx_id) = self.provider.create_offer(&terms).await.map_err(status)?;
+        let (offer_id, tx_id) = self.provider()?.create_offer(&terms).await.map_err(status)?;
         Ok(Response::new(pb::CreateOfferResponse { offer_id: offer_id.to_vec(), tx_id }))
     }
 }

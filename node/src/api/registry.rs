@@ -1,8 +1,16 @@
 //! `airbloc.v1.Registry`: the indexed chain state — apps, data types with schemas, users and
 //! consents, bundles, offers, nodes. Served by every node with a deployment.
 
-use super::{keeper::consents_to_proto, node::roles_of, provider::id32, status};
-use crate::{backend::Backend, chain::state::ChainState, roles::schemas::Schemas};
+use super::{
+    convert::{consents_to_proto, id32},
+    node::roles_of,
+    status,
+};
+use crate::{
+    backend::{Backend, Ready},
+    chain::state::{ChainState, OfferStatus},
+    roles::schemas::Schemas,
+};
 use airbloc_proto::v1::{self as pb, registry_server};
 use alloy::primitives::{Address, B256, keccak256};
 use tonic::{Request, Response, Status};
@@ -10,19 +18,24 @@ use tonic::{Request, Response, Status};
 /// The Registry service.
 #[derive(Debug, Clone)]
 pub struct RegistryService {
-    backend: Backend,
+    backend: Ready<Backend>,
 }
 
 impl RegistryService {
-    pub fn new(backend: Backend) -> Self {
+    pub fn new(backend: Ready<Backend>) -> Self {
         Self { backend }
     }
 
-    fn state(&self) -> Result<&ChainState, Status> {
-        self.backend
-            .services()
-            .map(|s| &s.state)
-            .ok_or_else(|| Status::unavailable("chain services are not running (set chain.deployment)"))
+    fn backend(&self) -> Result<Backend, Status> {
+        self.backend.get().ok_or_else(|| {
+            Status::unavailable(
+                "the chain services are not running yet — the node is still connecting to chain.rpc_url",
+            )
+        })
+    }
+
+    fn state(&self) -> Result<ChainState, Status> {
+        Ok(self.backend()?.services.state)
     }
 }
 
@@ -63,7 +76,7 @@ impl registry_server::Registry for RegistryService {
     async fn get_data_type(&self, request: Request<pb::DataTypeRef>) -> Result<Response<pb::DataTypeInfo>, Status> {
         let request = request.into_inner();
         let id = id_or_name(&request.data_type_id, &request.name, "data_type_id")?;
-        let (row, schema_json) = Schemas::new(self.backend.clone()).of_data_type(id).await.map_err(status)?;
+        let (row, schema_json) = Schemas::new(self.backend()?).of_data_type(id).await.map_err(status)?;
         Ok(Response::new(pb::DataTypeInfo {
             data_type_id: id.to_vec(),
             name: row.name,
@@ -133,7 +146,7 @@ impl registry_server::Registry for RegistryService {
             .offers()
             .map_err(store_error)?
             .into_iter()
-            .filter(|(_, o)| o.status == "open" && provider.is_none_or(|p| p == o.provider))
+            .filter(|(_, o)| o.status == OfferStatus::Open && provider.is_none_or(|p| p == o.provider))
             .map(|(id, o)| pb::OfferInfo {
                 offer_id: id.to_vec(),
                 provider: o.provider.to_string(),
@@ -142,7 +155,7 @@ impl registry_server::Registry for RegistryService {
                 price: o.price.to_string(),
                 consumer: address_or_empty(o.consumer),
                 expires_at: o.expires_at,
-                status: o.status,
+                status: o.status.to_string(),
                 delivery_window_secs: o.delivery_window,
             })
             .collect();

@@ -17,7 +17,10 @@ use super::{
     contracts::{
         AppRegistry, Consents, ControllerRegistry, DataRegistry, DataTypeRegistry, Exchange, NodeRegistry, Users,
     },
-    state::{AppRow, BundleRow, ConsentRow, DataTypeRow, NodeRow, OfferRow, OrderRow, UserRow, consent_key},
+    state::{
+        AppRow, BundleRow, ChainState, ConsentRow, DataTypeRow, NodeRow, OfferRow, OfferStatus, OrderRow, OrderStatus,
+        UserRow, consent_key,
+    },
 };
 use crate::store::{Durability, Store, StoreError, cf};
 use alloy::{
@@ -99,21 +102,56 @@ pub struct IndexerProgress {
     pub apply_seconds: f64,
 }
 
-/// Lets other parts of the node await indexing progress.
+/// Lets other parts of the node await indexing progress (a watch channel the indexer publishes
+/// to after every page; see [`super::state::ChainState::indexer`]).
 #[derive(Debug, Clone)]
 pub struct IndexerHandle {
     progress: watch::Receiver<IndexerProgress>,
+    /// Fires when the indexer task has ended (node shutdown): nothing changes any more.
+    stopped: CancellationToken,
 }
 
+/// The condition of [`IndexerHandle::wait_until`] did not hold in time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the indexer did not reach the awaited state within {0:?} (indexed up to block {1})")]
+pub struct WaitTimeout(pub Duration, pub u64);
+
 impl IndexerHandle {
+    pub(crate) fn new(progress: watch::Receiver<IndexerProgress>, stopped: CancellationToken) -> Self {
+        Self { progress, stopped }
+    }
+
     pub fn progress(&self) -> IndexerProgress {
         *self.progress.borrow()
     }
 
-    /// Resolves once every block up to `block` is indexed.
+    /// Resolves once every block up to `block` is indexed, or once the indexer has stopped.
     pub async fn wait_for(&self, block: u64) {
         let mut rx = self.progress.clone();
-        let _ = rx.wait_for(|p| p.indexed >= block).await;
+        tokio::select! {
+            _ = rx.wait_for(|p| p.indexed >= block) => {}
+            _ = self.stopped.cancelled() => {}
+        }
+    }
+
+    /// Resolves once `predicate` holds after a page (checked now and after every page), or fails
+    /// after `timeout`. The predicate may read the store: the page is written before progress is
+    /// published.
+    pub async fn wait_until(
+        &self,
+        mut predicate: impl FnMut(&IndexerProgress) -> bool,
+        timeout: Duration,
+    ) -> Result<IndexerProgress, WaitTimeout> {
+        let mut rx = self.progress.clone();
+        let waited = tokio::select! {
+            waited = tokio::time::timeout(timeout, rx.wait_for(|p| predicate(p))) => waited,
+            // The indexer is gone (shutdown): nothing will change any more.
+            _ = self.stopped.cancelled() => return Err(WaitTimeout(timeout, self.progress().indexed)),
+        };
+        match waited {
+            Ok(Ok(progress)) => Ok(*progress),
+            Ok(Err(_)) | Err(_) => Err(WaitTimeout(timeout, self.progress().indexed)),
+        }
     }
 }
 
@@ -126,7 +164,8 @@ pub struct Indexer {
     addresses: Contracts,
     first_block: u64,
     page_size: u64,
-    progress: watch::Sender<IndexerProgress>,
+    progress: Arc<watch::Sender<IndexerProgress>>,
+    stopped: CancellationToken,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,12 +181,25 @@ struct Contracts {
 }
 
 impl Indexer {
+    /// An indexer over a fresh view of `store`.
     pub fn new(
         store: Arc<Store>,
         provider: DynProvider,
         deployment: &Deployment,
         config: IndexerConfig,
     ) -> Result<(Self, IndexerHandle), IndexerError> {
+        Self::over(&ChainState::new(store), provider, deployment, config)
+    }
+
+    /// An indexer that keeps `state` and publishes its progress there (so everyone holding the
+    /// view, built before the chain connection, sees it).
+    pub fn over(
+        state: &ChainState,
+        provider: DynProvider,
+        deployment: &Deployment,
+        config: IndexerConfig,
+    ) -> Result<(Self, IndexerHandle), IndexerError> {
+        let store = state.store().clone();
         let addresses = Contracts {
             nodes: deployment.address("NodeRegistry")?,
             controllers: deployment.address("ControllerRegistry")?,
@@ -160,11 +212,23 @@ impl Indexer {
         };
         let first_block = deployment.first_block();
         let cursor = load_cursor(&store)?.map_or(first_block.saturating_sub(1), |c| c.number);
-        let (progress, rx) = watch::channel(IndexerProgress { indexed: cursor, ..Default::default() });
+        let progress = state.progress_sender();
+        progress.send_modify(|p| p.indexed = cursor);
         let page_size = config.page_size.max(1);
-        let handle = IndexerHandle { progress: rx };
+        let handle = state.indexer();
+        let stopped = state.indexer_stopped();
         Ok((
-            Self { handle: handle.clone(), store, provider, config, addresses, first_block, page_size, progress },
+            Self {
+                handle: handle.clone(),
+                store,
+                provider,
+                config,
+                addresses,
+                first_block,
+                page_size,
+                progress,
+                stopped,
+            },
             handle,
         ))
     }
@@ -179,7 +243,13 @@ impl Indexer {
     }
 
     /// Runs until cancelled; RPC failures back off and retry.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken) {
+        let stopped = self.stopped.clone();
+        self.follow(cancel).await;
+        stopped.cancel();
+    }
+
+    async fn follow(mut self, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(500);
         loop {
             let wait = match self.step().await {
@@ -201,6 +271,8 @@ impl Indexer {
                     wait
                 }
             };
+            // Time is the point: the chain has no push for new blocks over HTTP, so a caught-up
+            // indexer looks again after the poll interval; failures back off.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -288,7 +360,7 @@ impl Indexer {
             block_hashes.insert(cursor.number, hash);
         }
         let mut batch = self.store.batch();
-        overlay.write_into(&mut batch);
+        overlay.write_into(&mut batch)?;
         for (number, hash) in &block_hashes {
             batch.put_raw(cf::CHAIN_BLOCKS, &number.to_be_bytes(), hash.as_slice());
         }
@@ -353,192 +425,33 @@ impl Indexer {
         Ok(())
     }
 
+    /// Applies one log: decoded by the contract that emitted it, then handled by that
+    /// contract's function below (one per contract / event family).
     fn apply_log(&self, o: &mut Overlay<'_>, log: &Log, block: u64) -> Result<(), Box<dyn std::error::Error>> {
-        let a = &self.addresses;
-        let address = log.address();
-        if address == a.nodes {
-            use NodeRegistry::NodeRegistryEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::NodeRegistered(e) => o.put(
-                    cf::NODES,
-                    e.node.as_slice(),
-                    &NodeRow { roles: e.roles, peer_id: e.peerId, multiaddrs: e.multiaddrs, active: true, block },
-                ),
-                E::NodeUpdated(e) => o.update::<NodeRow>(cf::NODES, e.node.as_slice(), |n| {
-                    n.roles = e.roles;
-                    n.multiaddrs = e.multiaddrs.clone();
-                }),
-                E::NodeDeactivated(e) => o.update::<NodeRow>(cf::NODES, e.node.as_slice(), |n| n.active = false),
+        match log.address() {
+            a if a == self.addresses.nodes => {
+                apply_node_registry(o, NodeRegistry::NodeRegistryEvents::decode_log(&log.inner)?.data, block)
             }
-        } else if address == a.controllers {
-            use ControllerRegistry::ControllerRegistryEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::ControllerAdded(e) => o.put(cf::CONTROLLERS, e.controller.as_slice(), &true),
-                E::ControllerRemoved(e) => o.delete(cf::CONTROLLERS, e.controller.as_slice()),
-                _ => {}
+            a if a == self.addresses.controllers => {
+                apply_controller_registry(o, ControllerRegistry::ControllerRegistryEvents::decode_log(&log.inner)?.data)
             }
-        } else if address == a.users {
-            use Users::UsersEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::UserCreated(e) => o.put(
-                    cf::USERS,
-                    e.userId.as_slice(),
-                    &UserRow { owner: e.owner, controller: Address::ZERO, temporary: false, identity_hash: B256::ZERO },
-                ),
-                E::TemporaryUserCreated(e) => o.put(
-                    cf::USERS,
-                    e.userId.as_slice(),
-                    &UserRow {
-                        owner: Address::ZERO,
-                        controller: e.controller,
-                        temporary: true,
-                        identity_hash: e.identityHash,
-                    },
-                ),
-                E::TemporaryUserUnlocked(e) => o.update::<UserRow>(cf::USERS, e.userId.as_slice(), |u| {
-                    u.owner = e.newOwner;
-                    u.temporary = false;
-                }),
-                E::ControllerChanged(e) => {
-                    o.update::<UserRow>(cf::USERS, e.userId.as_slice(), |u| u.controller = e.controller)
-                }
+            a if a == self.addresses.users => apply_users(o, Users::UsersEvents::decode_log(&log.inner)?.data),
+            a if a == self.addresses.apps => {
+                apply_app_registry(o, AppRegistry::AppRegistryEvents::decode_log(&log.inner)?.data)
             }
-        } else if address == a.apps {
-            use AppRegistry::AppRegistryEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::AppRegistered(e) => o.put(
-                    cf::APPS,
-                    e.appId.as_slice(),
-                    &AppRow { name: e.name, owner: e.owner, authorized: vec![], retired: false },
-                ),
-                E::AppOwnershipTransferred(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
-                    app.owner = e.newOwner;
-                    app.authorized.clear();
-                }),
-                E::AppUnregistered(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
-                    app.owner = Address::ZERO;
-                    app.retired = true;
-                    app.authorized.clear();
-                }),
-                E::AppAuthorizationChanged(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
-                    app.authorized.retain(|x| *x != e.account);
-                    if e.authorized {
-                        app.authorized.push(e.account);
-                    }
-                }),
+            a if a == self.addresses.data_types => {
+                apply_data_type_registry(o, DataTypeRegistry::DataTypeRegistryEvents::decode_log(&log.inner)?.data)
             }
-        } else if address == a.data_types {
-            use DataTypeRegistry::DataTypeRegistryEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::DataTypeRegistered(e) => o.put(
-                    cf::DATA_TYPES,
-                    e.dataTypeId.as_slice(),
-                    &DataTypeRow {
-                        name: e.name,
-                        owner: e.owner,
-                        schema_hash: e.schemaHash,
-                        version: 1,
-                        retired: false,
-                    },
-                ),
-                E::SchemaUpdated(e) => o.update::<DataTypeRow>(cf::DATA_TYPES, e.dataTypeId.as_slice(), |t| {
-                    t.schema_hash = e.schemaHash;
-                    t.version = e.version;
-                }),
-                E::DataTypeUnregistered(e) => o.update::<DataTypeRow>(cf::DATA_TYPES, e.dataTypeId.as_slice(), |t| {
-                    t.owner = Address::ZERO;
-                    t.retired = true;
-                }),
+            a if a == self.addresses.consents => {
+                apply_consents(o, Consents::ConsentsEvents::decode_log(&log.inner)?.data, block)
             }
-        } else if address == a.consents {
-            use Consents::ConsentsEvents as E;
-            if let E::ConsentChanged(e) = E::decode_log(&log.inner)?.data {
-                let key = consent_key(e.userId, e.appId, e.action, e.dataTypeId);
-                let mut row: ConsentRow = o.get(cf::CONSENTS, &key)?.unwrap_or_default();
-                match row.history.last_mut() {
-                    Some(last) if last.0 == block => last.1 = e.allowed,
-                    _ => row.history.push((block, e.allowed)),
-                }
-                row.set_by_user |= e.byUser;
-                o.put(cf::CONSENTS, &key, &row);
+            a if a == self.addresses.data => {
+                apply_data_registry(o, DataRegistry::DataRegistryEvents::decode_log(&log.inner)?.data, block)
             }
-        } else if address == a.data {
-            use DataRegistry::DataRegistryEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::BundleRegistered(e) => o.put(
-                    cf::BUNDLES,
-                    e.bundleId.as_slice(),
-                    &BundleRow {
-                        app: e.appId,
-                        data_type: e.dataTypeId,
-                        provider: e.provider,
-                        merkle_root: e.merkleRoot,
-                        record_count: e.recordCount,
-                        ciphertext_hash: e.ciphertextHash,
-                        size: e.size,
-                        locator: e.locator,
-                        active: true,
-                        block,
-                    },
-                ),
-                E::BundleUnregistered(e) => {
-                    o.update::<BundleRow>(cf::BUNDLES, e.bundleId.as_slice(), |b| b.active = false)
-                }
+            a if a == self.addresses.exchange => {
+                apply_exchange(o, Exchange::ExchangeEvents::decode_log(&log.inner)?.data, block)
             }
-        } else if address == a.exchange {
-            use Exchange::ExchangeEvents as E;
-            match E::decode_log(&log.inner)?.data {
-                E::OfferCreated(e) => o.put(
-                    cf::OFFERS,
-                    e.offerId.as_slice(),
-                    &OfferRow {
-                        provider: e.provider,
-                        consumer: e.consumer,
-                        bundle_ids: e.bundleIds,
-                        token: e.token,
-                        price: e.price,
-                        delivery_window: e.deliveryWindow,
-                        dispute_window: e.disputeWindow,
-                        expires_at: e.expiresAt,
-                        status: "open".into(),
-                    },
-                ),
-                E::OfferCancelled(e) => {
-                    o.update::<OfferRow>(cf::OFFERS, e.offerId.as_slice(), |x| x.status = "cancelled".into())
-                }
-                E::OrderPlaced(e) => o.put(
-                    cf::ORDERS,
-                    e.orderId.as_slice(),
-                    &OrderRow {
-                        offer: e.offerId,
-                        consumer: e.consumer,
-                        token: e.token,
-                        amount: e.amount,
-                        consumer_public_key: e.consumerPublicKey,
-                        deliver_by: e.deliverBy,
-                        dispute_by: 0,
-                        key_commitment: B256::ZERO,
-                        status: "placed".into(),
-                        block,
-                    },
-                ),
-                E::OrderDelivered(e) => o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| {
-                    x.status = "delivered".into();
-                    x.key_commitment = e.keyCommitment;
-                    x.dispute_by = e.disputeBy;
-                }),
-                E::OrderSettled(e) => {
-                    o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = "settled".into())
-                }
-                E::OrderRefunded(e) => {
-                    o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = "refunded".into())
-                }
-                E::OrderDisputed(e) => {
-                    o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = "disputed".into());
-                    o.update::<OfferRow>(cf::OFFERS, e.offerId.as_slice(), |x| x.status = "disputed".into());
-                }
-                E::Withdrawn(_) | E::EIP712DomainChanged(_) => {}
-            }
+            _ => {}
         }
         Ok(())
     }
@@ -550,7 +463,7 @@ impl Contracts {
     }
 }
 
-fn load_cursor(store: &Store) -> Result<Option<Cursor>, StoreError> {
+pub(crate) fn load_cursor(store: &Store) -> Result<Option<Cursor>, StoreError> {
     store.get(cf::META, CURSOR_KEY)
 }
 
@@ -565,11 +478,13 @@ struct Overlay<'a> {
     rows: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
     touched: HashSet<(u64, &'static str, Vec<u8>)>,
     undo: Vec<(u64, UndoEntry)>,
+    /// The first store read that failed: the page is then not written (and is retried).
+    failed: Option<StoreError>,
 }
 
 impl<'a> Overlay<'a> {
     fn new(store: &'a Store) -> Self {
-        Self { store, block: 0, rows: HashMap::new(), touched: HashSet::new(), undo: Vec::new() }
+        Self { store, block: 0, rows: HashMap::new(), touched: HashSet::new(), undo: Vec::new(), failed: None }
     }
 
     fn current(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -583,9 +498,26 @@ impl<'a> Overlay<'a> {
         self.current(table, key)?.map(|bytes| crate::store::decode(table, key, &bytes)).transpose()
     }
 
+    /// A row as the page has it so far; a failed read fails the page (see `failed`).
+    fn read<V: DeserializeOwned>(&mut self, table: &'static str, key: &[u8]) -> Option<V> {
+        match self.get(table, key) {
+            Ok(row) => row,
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                None
+            }
+        }
+    }
+
     fn set(&mut self, table: &'static str, key: &[u8], value: Option<Vec<u8>>) {
         if self.touched.insert((self.block, table, key.to_vec())) {
-            let previous = self.current(table, key).unwrap_or(None);
+            let previous = match self.current(table, key) {
+                Ok(previous) => previous,
+                Err(e) => {
+                    self.failed.get_or_insert(e);
+                    None
+                }
+            };
             self.undo.push((self.block, UndoEntry { table: table.to_owned(), key: key.to_vec(), previous }));
         }
         self.rows.insert((table, key.to_vec()), value);
@@ -606,13 +538,22 @@ impl<'a> Overlay<'a> {
         key: &[u8],
         change: impl FnOnce(&mut V),
     ) {
-        if let Ok(Some(mut row)) = self.get::<V>(table, key) {
-            change(&mut row);
-            self.put(table, key, &row);
+        match self.get::<V>(table, key) {
+            Ok(Some(mut row)) => {
+                change(&mut row);
+                self.put(table, key, &row);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
         }
     }
 
-    fn write_into(self, batch: &mut crate::store::Batch<'_>) {
+    fn write_into(self, batch: &mut crate::store::Batch<'_>) -> Result<(), StoreError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         for ((table, key), value) in &self.rows {
             match value {
                 Some(v) => batch.put_raw(table, key, v),
@@ -624,5 +565,198 @@ impl<'a> Overlay<'a> {
             key.extend_from_slice(&(i as u32).to_be_bytes());
             batch.put(cf::CHAIN_UNDO, &key, entry);
         }
+        Ok(())
+    }
+}
+
+/// NodeRegistry events.
+fn apply_node_registry(o: &mut Overlay<'_>, event: NodeRegistry::NodeRegistryEvents, block: u64) {
+    use NodeRegistry::NodeRegistryEvents as E;
+    match event {
+        E::NodeRegistered(e) => o.put(
+            cf::NODES,
+            e.node.as_slice(),
+            &NodeRow { roles: e.roles, peer_id: e.peerId, multiaddrs: e.multiaddrs, active: true, block },
+        ),
+        E::NodeUpdated(e) => o.update::<NodeRow>(cf::NODES, e.node.as_slice(), |n| {
+            n.roles = e.roles;
+            n.multiaddrs = e.multiaddrs.clone();
+        }),
+        E::NodeDeactivated(e) => o.update::<NodeRow>(cf::NODES, e.node.as_slice(), |n| n.active = false),
+    }
+}
+
+/// ControllerRegistry events.
+fn apply_controller_registry(o: &mut Overlay<'_>, event: ControllerRegistry::ControllerRegistryEvents) {
+    use ControllerRegistry::ControllerRegistryEvents as E;
+    match event {
+        E::ControllerAdded(e) => o.put(cf::CONTROLLERS, e.controller.as_slice(), &true),
+        E::ControllerRemoved(e) => o.delete(cf::CONTROLLERS, e.controller.as_slice()),
+        _ => {}
+    }
+}
+
+/// Users events.
+fn apply_users(o: &mut Overlay<'_>, event: Users::UsersEvents) {
+    use Users::UsersEvents as E;
+    match event {
+        E::UserCreated(e) => o.put(
+            cf::USERS,
+            e.userId.as_slice(),
+            &UserRow { owner: e.owner, controller: Address::ZERO, temporary: false, identity_hash: B256::ZERO },
+        ),
+        E::TemporaryUserCreated(e) => o.put(
+            cf::USERS,
+            e.userId.as_slice(),
+            &UserRow { owner: Address::ZERO, controller: e.controller, temporary: true, identity_hash: e.identityHash },
+        ),
+        E::TemporaryUserUnlocked(e) => o.update::<UserRow>(cf::USERS, e.userId.as_slice(), |u| {
+            u.owner = e.newOwner;
+            u.temporary = false;
+        }),
+        E::ControllerChanged(e) => o.update::<UserRow>(cf::USERS, e.userId.as_slice(), |u| u.controller = e.controller),
+    }
+}
+
+/// AppRegistry events.
+fn apply_app_registry(o: &mut Overlay<'_>, event: AppRegistry::AppRegistryEvents) {
+    use AppRegistry::AppRegistryEvents as E;
+    match event {
+        E::AppRegistered(e) => o.put(
+            cf::APPS,
+            e.appId.as_slice(),
+            &AppRow { name: e.name, owner: e.owner, authorized: vec![], retired: false },
+        ),
+        E::AppOwnershipTransferred(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
+            app.owner = e.newOwner;
+            app.authorized.clear();
+        }),
+        E::AppUnregistered(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
+            app.owner = Address::ZERO;
+            app.retired = true;
+            app.authorized.clear();
+        }),
+        E::AppAuthorizationChanged(e) => o.update::<AppRow>(cf::APPS, e.appId.as_slice(), |app| {
+            app.authorized.retain(|x| *x != e.account);
+            if e.authorized {
+                app.authorized.push(e.account);
+            }
+        }),
+    }
+}
+
+/// DataTypeRegistry events.
+fn apply_data_type_registry(o: &mut Overlay<'_>, event: DataTypeRegistry::DataTypeRegistryEvents) {
+    use DataTypeRegistry::DataTypeRegistryEvents as E;
+    match event {
+        E::DataTypeRegistered(e) => o.put(
+            cf::DATA_TYPES,
+            e.dataTypeId.as_slice(),
+            &DataTypeRow { name: e.name, owner: e.owner, schema_hash: e.schemaHash, version: 1, retired: false },
+        ),
+        E::SchemaUpdated(e) => o.update::<DataTypeRow>(cf::DATA_TYPES, e.dataTypeId.as_slice(), |t| {
+            t.schema_hash = e.schemaHash;
+            t.version = e.version;
+        }),
+        E::DataTypeUnregistered(e) => o.update::<DataTypeRow>(cf::DATA_TYPES, e.dataTypeId.as_slice(), |t| {
+            t.owner = Address::ZERO;
+            t.retired = true;
+        }),
+    }
+}
+
+/// Consents events.
+fn apply_consents(o: &mut Overlay<'_>, event: Consents::ConsentsEvents, block: u64) {
+    use Consents::ConsentsEvents as E;
+    if let E::ConsentChanged(e) = event {
+        let key = consent_key(e.userId, e.appId, e.action, e.dataTypeId);
+        let mut row: ConsentRow = o.read(cf::CONSENTS, &key).unwrap_or_default();
+        match row.history.last_mut() {
+            Some(last) if last.0 == block => last.1 = e.allowed,
+            _ => row.history.push((block, e.allowed)),
+        }
+        row.set_by_user |= e.byUser;
+        o.put(cf::CONSENTS, &key, &row);
+    }
+}
+
+/// DataRegistry events.
+fn apply_data_registry(o: &mut Overlay<'_>, event: DataRegistry::DataRegistryEvents, block: u64) {
+    use DataRegistry::DataRegistryEvents as E;
+    match event {
+        E::BundleRegistered(e) => o.put(
+            cf::BUNDLES,
+            e.bundleId.as_slice(),
+            &BundleRow {
+                app: e.appId,
+                data_type: e.dataTypeId,
+                provider: e.provider,
+                merkle_root: e.merkleRoot,
+                record_count: e.recordCount,
+                ciphertext_hash: e.ciphertextHash,
+                size: e.size,
+                locator: e.locator,
+                active: true,
+                block,
+            },
+        ),
+        E::BundleUnregistered(e) => o.update::<BundleRow>(cf::BUNDLES, e.bundleId.as_slice(), |b| b.active = false),
+    }
+}
+
+/// Exchange events.
+fn apply_exchange(o: &mut Overlay<'_>, event: Exchange::ExchangeEvents, block: u64) {
+    use Exchange::ExchangeEvents as E;
+    match event {
+        E::OfferCreated(e) => o.put(
+            cf::OFFERS,
+            e.offerId.as_slice(),
+            &OfferRow {
+                provider: e.provider,
+                consumer: e.consumer,
+                bundle_ids: e.bundleIds,
+                token: e.token,
+                price: e.price,
+                delivery_window: e.deliveryWindow,
+                dispute_window: e.disputeWindow,
+                expires_at: e.expiresAt,
+                status: OfferStatus::Open,
+            },
+        ),
+        E::OfferCancelled(e) => {
+            o.update::<OfferRow>(cf::OFFERS, e.offerId.as_slice(), |x| x.status = OfferStatus::Cancelled)
+        }
+        E::OrderPlaced(e) => o.put(
+            cf::ORDERS,
+            e.orderId.as_slice(),
+            &OrderRow {
+                offer: e.offerId,
+                consumer: e.consumer,
+                token: e.token,
+                amount: e.amount,
+                consumer_public_key: e.consumerPublicKey,
+                deliver_by: e.deliverBy,
+                dispute_by: 0,
+                key_commitment: B256::ZERO,
+                status: OrderStatus::Placed,
+                block,
+            },
+        ),
+        E::OrderDelivered(e) => o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| {
+            x.status = OrderStatus::Delivered;
+            x.key_commitment = e.keyCommitment;
+            x.dispute_by = e.disputeBy;
+        }),
+        E::OrderSettled(e) => {
+            o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = OrderStatus::Settled)
+        }
+        E::OrderRefunded(e) => {
+            o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = OrderStatus::Refunded)
+        }
+        E::OrderDisputed(e) => {
+            o.update::<OrderRow>(cf::ORDERS, e.orderId.as_slice(), |x| x.status = OrderStatus::Disputed);
+            o.update::<OfferRow>(cf::OFFERS, e.offerId.as_slice(), |x| x.status = OfferStatus::Disputed);
+        }
+        E::Withdrawn(_) | E::EIP712DomainChanged(_) => {}
     }
 }

@@ -98,6 +98,7 @@ impl ChainMonitor {
                     wait
                 }
             };
+            // Time is the point: the probe interval, or the back-off after a failed probe.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}

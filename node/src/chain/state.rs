@@ -1,10 +1,13 @@
 //! Chain state derived from contract events, as the indexer keeps it in the store. Hot paths
 //! (admission, consent checks, the catalog) read it here instead of calling the chain.
 
+use super::indexer::{IndexerHandle, IndexerProgress, load_cursor};
 use crate::store::{Store, StoreError, cf};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// A NodeRegistry entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,79 @@ pub struct BundleRow {
     pub block: u64,
 }
 
+/// Where an Exchange offer stands. Stored as its lower-case name (`"open"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfferStatus {
+    /// Orders may be placed.
+    Open,
+    /// Withdrawn by the provider.
+    Cancelled,
+    /// An order on it was disputed.
+    Disputed,
+}
+
+/// Where an Exchange order stands. Stored as its lower-case name (`"placed"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Paid into escrow; the provider owes the key.
+    Placed,
+    /// The provider committed the key on chain; the consumer may settle or dispute.
+    Delivered,
+    /// Paid out to the provider.
+    Settled,
+    /// Paid back to the consumer (delivery missed).
+    Refunded,
+    /// Disputed by the consumer.
+    Disputed,
+}
+
+impl OfferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Cancelled => "cancelled",
+            Self::Disputed => "disputed",
+        }
+    }
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Delivered => "delivered",
+            Self::Settled => "settled",
+            Self::Refunded => "refunded",
+            Self::Disputed => "disputed",
+        }
+    }
+
+    /// Whether the order has ended: no more delivery, and its escrow is paid out or frozen.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Settled | Self::Refunded | Self::Disputed)
+    }
+
+    /// Whether the provider still serves the order's bundles (a refunded or disputed order is
+    /// no longer served).
+    pub fn is_served(self) -> bool {
+        !matches!(self, Self::Refunded | Self::Disputed)
+    }
+}
+
+impl std::fmt::Display for OfferStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An Exchange offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferRow {
@@ -85,7 +161,7 @@ pub struct OfferRow {
     pub delivery_window: u64,
     pub dispute_window: u64,
     pub expires_at: u64,
-    pub status: String,
+    pub status: OfferStatus,
 }
 
 /// An Exchange order.
@@ -99,8 +175,60 @@ pub struct OrderRow {
     pub deliver_by: u64,
     pub dispute_by: u64,
     pub key_commitment: B256,
-    pub status: String,
+    pub status: OrderStatus,
     pub block: u64,
+}
+
+/// The derived tables, each with its key and row type.
+pub mod tables {
+    use super::*;
+
+    crate::tables! {
+        /// NodeRegistry entries by node address.
+        pub Nodes(cf::NODES): Address => NodeRow;
+        /// ControllerRegistry members (present and `true` while registered).
+        pub Controllers(cf::CONTROLLERS): Address => bool;
+        /// Users by user id.
+        pub Users(cf::USERS): B256 => UserRow;
+        /// AppRegistry entries by app id.
+        pub Apps(cf::APPS): B256 => AppRow;
+        /// DataTypeRegistry entries by data type id.
+        pub DataTypes(cf::DATA_TYPES): B256 => DataTypeRow;
+        /// Consent histories by (user, app, action, data type).
+        pub Consents(cf::CONSENTS): ConsentKey => ConsentRow;
+        /// DataRegistry bundles by bundle id.
+        pub Bundles(cf::BUNDLES): B256 => BundleRow;
+        /// Exchange offers by offer id.
+        pub Offers(cf::OFFERS): B256 => OfferRow;
+        /// Exchange orders by order id.
+        pub Orders(cf::ORDERS): B256 => OrderRow;
+    }
+}
+
+crate::json_values!(NodeRow, UserRow, AppRow, DataTypeRow, ConsentRow, BundleRow, OfferRow, OrderRow);
+
+/// The key of a consent: user ‖ app ‖ action ‖ data type (97 bytes, so a user's consents are
+/// one prefix scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentKey {
+    pub user: B256,
+    pub app: B256,
+    pub action: u8,
+    pub data_type: B256,
+}
+
+impl crate::store::table::Key for ConsentKey {
+    fn to_key(&self) -> Vec<u8> {
+        consent_key(self.user, self.app, self.action, self.data_type)
+    }
+    fn from_key(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() == 97).then(|| ConsentKey {
+            user: B256::from_slice(&bytes[..32]),
+            app: B256::from_slice(&bytes[32..64]),
+            action: bytes[64],
+            data_type: B256::from_slice(&bytes[65..97]),
+        })
+    }
 }
 
 /// Key of a consent row.
@@ -113,19 +241,50 @@ pub fn consent_key(user: B256, app: B256, action: u8, data_type: B256) -> Vec<u8
     key
 }
 
-/// Read access to the derived state.
+/// Read access to the derived state, and the indexer's progress over it.
+///
+/// Built right after the store opens — before the chain connection — so admission and gossip
+/// read the index from the start; the indexer, started later, publishes its progress here.
 #[derive(Debug, Clone)]
 pub struct ChainState {
     store: Arc<Store>,
+    progress: Arc<watch::Sender<IndexerProgress>>,
+    indexer_stopped: CancellationToken,
 }
 
 impl ChainState {
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        // A damaged cursor is reported by the indexer when it starts; the view starts at 0.
+        let indexed = match load_cursor(&store) {
+            Ok(cursor) => cursor.map_or(0, |c| c.number),
+            Err(e) => {
+                tracing::warn!(target: "chain::state", error = %e, "cannot read the indexer cursor");
+                0
+            }
+        };
+        let (progress, _) = watch::channel(IndexerProgress { indexed, ..Default::default() });
+        Self { store, progress: Arc::new(progress), indexer_stopped: CancellationToken::new() }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub(crate) fn indexer_stopped(&self) -> CancellationToken {
+        self.indexer_stopped.clone()
+    }
+
+    pub(crate) fn progress_sender(&self) -> Arc<watch::Sender<IndexerProgress>> {
+        self.progress.clone()
+    }
+
+    /// A handle on the indexer's progress (also before the indexer starts: it then stays put).
+    pub fn indexer(&self) -> IndexerHandle {
+        IndexerHandle::new(self.progress.subscribe(), self.indexer_stopped.clone())
     }
 
     pub fn node(&self, address: Address) -> Result<Option<NodeRow>, StoreError> {
-        self.store.get(cf::NODES, address.as_slice())
+        self.store.get_row::<tables::Nodes>(&address)
     }
 
     /// Whether `address` has an active NodeRegistry entry.
@@ -134,45 +293,35 @@ impl ChainState {
     }
 
     pub fn is_controller(&self, address: Address) -> Result<bool, StoreError> {
-        Ok(self.store.get::<bool>(cf::CONTROLLERS, address.as_slice())?.unwrap_or(false))
+        Ok(self.store.get_row::<tables::Controllers>(&address)?.unwrap_or(false))
     }
 
     pub fn user(&self, id: B256) -> Result<Option<UserRow>, StoreError> {
-        self.store.get(cf::USERS, id.as_slice())
+        self.store.get_row::<tables::Users>(&id)
     }
 
     pub fn app(&self, id: B256) -> Result<Option<AppRow>, StoreError> {
-        self.store.get(cf::APPS, id.as_slice())
+        self.store.get_row::<tables::Apps>(&id)
     }
 
     pub fn data_type(&self, id: B256) -> Result<Option<DataTypeRow>, StoreError> {
-        self.store.get(cf::DATA_TYPES, id.as_slice())
+        self.store.get_row::<tables::DataTypes>(&id)
     }
 
     pub fn consent(&self, user: B256, app: B256, action: u8, data_type: B256) -> Result<ConsentRow, StoreError> {
-        Ok(self.store.get(cf::CONSENTS, &consent_key(user, app, action, data_type))?.unwrap_or_default())
+        Ok(self.store.get_row::<tables::Consents>(&ConsentKey { user, app, action, data_type })?.unwrap_or_default())
     }
 
     pub fn bundle(&self, id: B256) -> Result<Option<BundleRow>, StoreError> {
-        self.store.get(cf::BUNDLES, id.as_slice())
+        self.store.get_row::<tables::Bundles>(&id)
     }
 
     pub fn offer(&self, id: B256) -> Result<Option<OfferRow>, StoreError> {
-        self.store.get(cf::OFFERS, id.as_slice())
+        self.store.get_row::<tables::Offers>(&id)
     }
 
     pub fn order(&self, id: B256) -> Result<Option<OrderRow>, StoreError> {
-        self.store.get(cf::ORDERS, id.as_slice())
-    }
-
-    fn rows<V: serde::de::DeserializeOwned>(&self, table: &'static str) -> Result<Vec<(B256, V)>, StoreError> {
-        self.store
-            .scan_prefix(table, &[])
-            .map(|row| {
-                let (key, value) = row?;
-                Ok((B256::from_slice(&key), crate::store::decode(table, &key, &value)?))
-            })
-            .collect()
+        self.store.get_row::<tables::Orders>(&id)
     }
 
     /// Every consent of a user: (app, action, data type, history).
@@ -192,28 +341,22 @@ impl ChainState {
 
     /// Every NodeRegistry entry, by address.
     pub fn nodes(&self) -> Result<Vec<(Address, NodeRow)>, StoreError> {
-        self.store
-            .scan_prefix(cf::NODES, &[])
-            .map(|row| {
-                let (key, value) = row?;
-                Ok((Address::from_slice(&key), crate::store::decode(cf::NODES, &key, &value)?))
-            })
-            .collect()
+        self.store.rows::<tables::Nodes>().collect()
     }
 
     /// Every indexed bundle, by id.
     pub fn bundles(&self) -> Result<Vec<(B256, BundleRow)>, StoreError> {
-        self.rows(cf::BUNDLES)
+        self.store.rows::<tables::Bundles>().collect()
     }
 
     /// Every indexed offer, by id.
     pub fn offers(&self) -> Result<Vec<(B256, OfferRow)>, StoreError> {
-        self.rows(cf::OFFERS)
+        self.store.rows::<tables::Offers>().collect()
     }
 
     /// Every indexed order, by id.
     pub fn orders(&self) -> Result<Vec<(B256, OrderRow)>, StoreError> {
-        self.rows(cf::ORDERS)
+        self.store.rows::<tables::Orders>().collect()
     }
 
     /// Every row of every derived table as (table, key, JSON value), for comparisons and dumps.
@@ -226,5 +369,50 @@ impl ChainState {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_keep_their_stored_names() {
+        for (status, name) in [
+            (OrderStatus::Placed, "placed"),
+            (OrderStatus::Delivered, "delivered"),
+            (OrderStatus::Settled, "settled"),
+            (OrderStatus::Refunded, "refunded"),
+            (OrderStatus::Disputed, "disputed"),
+        ] {
+            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<OrderStatus>(&format!("\"{name}\"")).unwrap(), status);
+            assert_eq!(status.to_string(), name);
+        }
+        for (status, name) in
+            [(OfferStatus::Open, "open"), (OfferStatus::Cancelled, "cancelled"), (OfferStatus::Disputed, "disputed")]
+        {
+            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{name}\""));
+            assert_eq!(status.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn closed_and_served_orders() {
+        assert!(!OrderStatus::Placed.is_closed() && OrderStatus::Placed.is_served());
+        assert!(!OrderStatus::Delivered.is_closed() && OrderStatus::Delivered.is_served());
+        assert!(OrderStatus::Settled.is_closed() && OrderStatus::Settled.is_served());
+        assert!(OrderStatus::Refunded.is_closed() && !OrderStatus::Refunded.is_served());
+        assert!(OrderStatus::Disputed.is_closed() && !OrderStatus::Disputed.is_served());
+    }
+
+    #[test]
+    fn consent_history_answers_per_block() {
+        let row = ConsentRow { history: vec![(5, true), (9, false), (12, true)], set_by_user: false };
+        assert!(!row.allowed_at(4));
+        assert!(row.allowed_at(5) && row.allowed_at(8));
+        assert!(!row.allowed_at(9) && !row.allowed_at(11));
+        assert!(row.allowed_at(12) && row.allowed_at(100));
+        assert!(!ConsentRow::default().allowed_at(100));
     }
 }

@@ -254,18 +254,15 @@ impl Validator {
         if signer != typed.provider {
             return Err(Verdict::Reject(format!("signed by {signer}, not by the provider {}", typed.provider)));
         }
-        let Admission::Chain(backend) = &self.admission else {
+        let Admission::Chain(state) = &self.admission else {
             return Ok(signer);
         };
-        let Some(services) = backend.services() else {
-            return Err(Verdict::Ignore("chain services are not running; cannot check the bundle".into()));
-        };
-        if services.indexer.progress().indexed < ann.registered_block {
+        let indexer = state.indexer();
+        if indexer.progress().indexed < ann.registered_block {
             // The provider saw its registration confirmed; give our indexer time to see it too.
-            let _ = tokio::time::timeout(INDEX_WAIT, services.indexer.wait_for(ann.registered_block)).await;
+            let _ = tokio::time::timeout(INDEX_WAIT, indexer.wait_for(ann.registered_block)).await;
         }
-        let row = services
-            .state
+        let row = state
             .bundle(typed.bundle)
             .map_err(|e| Verdict::Ignore(format!("store: {e}")))?
             .ok_or_else(|| Verdict::Reject(format!("bundle {} is not registered on DataRegistry", typed.bundle)))?;

@@ -6,13 +6,14 @@
 //! registration; every record must open under the delivered key and decode canonically. Only
 //! then is the NDJSON output moved into place.
 
-use super::body;
+use super::{RoleError, body};
 use crate::{
-    backend::{Backend, ChainServices},
+    backend::Backend,
+    chain::ChainServices,
     chain::{
         contracts::Exchange,
         outbox::{Call, IntentState},
-        state::OrderRow,
+        state::{OfferStatus, OrderRow},
     },
     crypto::{chunks::ChunkManifest, merkle::MerkleTree, record::Record, stream, wrap},
     keys::{NodeKey, address_of_peer},
@@ -33,15 +34,19 @@ use std::{
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-const KEY_PREFIX: &[u8] = b"order_key:";
-/// META key prefix of the derived bundle delivered for an (order, offered bundle).
-const DELIVERED_PREFIX: &[u8] = b"order_delivered:";
-/// META key prefix of the provider's signed served root for an (order, offered bundle).
-const EVIDENCE_PREFIX: &[u8] = b"order_evidence:";
+crate::tables! {
+    /// Bundle keys delivered for this node's orders (wrapped to the node key), by (order, bundle).
+    Keys(cf::CONSUMER_KEYS): (B256, B256) => Vec<u8>;
+    /// The derived bundle delivered in place of an offered one, by (order, offered bundle).
+    Delivered(cf::CONSUMER_DELIVERED): (B256, B256) => B256;
+    /// The provider's signed served-root statement, by (order, offered bundle).
+    EvidenceRows(cf::CONSUMER_EVIDENCE): (B256, B256) => Evidence;
+}
+crate::json_values!(Evidence);
 
 /// A provider's signed statement of the root of the records it served for an order.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Evidence {
+pub(crate) struct Evidence {
     bundle: B256,
     root: B256,
     signature: Vec<u8>,
@@ -49,7 +54,6 @@ struct Evidence {
 
 /// Why a consumer call failed.
 pub type ConsumerError = super::RoleError;
-use super::internal;
 
 /// An order as the consumer sees it.
 #[derive(Debug, Clone)]
@@ -93,48 +97,33 @@ impl Consumer {
         Self { inner: Arc::new(Inner { backend, key, datadir: datadir.to_owned() }) }
     }
 
-    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
-        crate::roles::chain_services(&self.inner.backend)
+    /// The chain services this role was built with.
+    pub fn services(&self) -> &ChainServices {
+        &self.inner.backend.services
     }
 
     pub fn address(&self) -> Address {
         self.inner.key.address()
     }
 
-    fn key_slot(order: B256, bundle: B256) -> Vec<u8> {
-        [KEY_PREFIX, order.as_slice(), bundle.as_slice()].concat()
-    }
-
     /// Accepts a key a provider delivers for one of this node's orders.
-    pub async fn accept_key(&self, peer: &libp2p::PeerId, delivery: wire::KeyDelivery) -> Result<(), wire::Error> {
-        let bad = |m: String| transfer::wire_error(wire::ErrorCode::BadRequest, m);
+    pub async fn accept_key(&self, peer: &libp2p::PeerId, delivery: wire::KeyDelivery) -> Result<(), RoleError> {
+        let bad = |m: String| RoleError::Invalid(m);
         let order_id =
             B256::try_from(delivery.order_id.as_slice()).map_err(|_| bad("order_id must be 32 bytes".into()))?;
         let bundle_id =
             B256::try_from(delivery.bundle_id.as_slice()).map_err(|_| bad("bundle_id must be 32 bytes".into()))?;
-        let services = self
-            .inner
-            .backend
-            .services()
-            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::Unavailable, "chain services are not running"))?;
-        // The provider saw the order; give our indexer a moment to see it too.
-        let mut order = None;
-        for _ in 0..50 {
-            order = services.state.order(order_id).ok().flatten();
-            if order.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let order = order
-            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, format!("unknown order {order_id}")))?;
-        let offer = services
-            .state
-            .offer(order.offer)
-            .ok()
-            .flatten()
-            .ok_or_else(|| transfer::wire_error(wire::ErrorCode::NotFound, "unknown offer"))?;
-        let forbidden = |m: &str| transfer::wire_error(wire::ErrorCode::Forbidden, m);
+        let services = self.services();
+        // The provider saw the order; give our indexer a moment to see it too (a store error
+        // ends the wait and is reported below).
+        let _ = services
+            .indexer
+            .wait_until(|_| !matches!(services.state.order(order_id), Ok(None)), Duration::from_secs(10))
+            .await;
+        let order =
+            services.state.order(order_id)?.ok_or_else(|| RoleError::NotFound(format!("unknown order {order_id}")))?;
+        let offer = services.state.offer(order.offer)?.ok_or_else(|| RoleError::NotFound("unknown offer".into()))?;
+        let forbidden = |m: &str| RoleError::Refused(m.into());
         if order.consumer != self.address() {
             return Err(forbidden("this node did not place that order"));
         }
@@ -147,13 +136,9 @@ impl Consumer {
         // It must open with our key; a useless key is refused now, not at download time.
         wrap::unwrap_dek(self.inner.key.secret_bytes(), &delivery.wrapped_key)
             .map_err(|e| bad(format!("the wrapped key does not open with this node's key: {e}")))?;
-        self.keep_key(order_id, bundle_id, &delivery).await.map_err(|e| e.to_wire())?;
+        self.keep_key(order_id, bundle_id, &delivery).await?;
         info!(target: "consumer", order = %order_id, bundle = %bundle_id, "bundle key received");
         Ok(())
-    }
-
-    fn delivered_slot(order: B256, bundle: B256) -> Vec<u8> {
-        [DELIVERED_PREFIX, order.as_slice(), bundle.as_slice()].concat()
     }
 
     /// Stores a delivered key. A key for a derived bundle is accepted only when the chain says
@@ -164,22 +149,19 @@ impl Consumer {
         if !delivery.delivered_bundle_id.is_empty() {
             let derived = B256::try_from(delivery.delivered_bundle_id.as_slice())
                 .map_err(|_| ConsumerError::Invalid("delivered_bundle_id must be 32 bytes".into()))?;
-            let state = &self.services()?.state;
+            let state = &self.services().state;
             let parent = state
-                .bundle(offered)
-                .map_err(internal)?
+                .bundle(offered)?
                 .ok_or_else(|| ConsumerError::NotFound(format!("bundle {offered} is not indexed")))?;
             // The provider registered it just before delivering; give our index a moment.
-            let mut row = None;
-            for _ in 0..100 {
-                row = state.bundle(derived).map_err(internal)?;
-                if row.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let row =
-                row.ok_or_else(|| ConsumerError::NotFound(format!("derived bundle {derived} is not registered")))?;
+            let _ = self
+                .services()
+                .indexer
+                .wait_until(|_| !matches!(state.bundle(derived), Ok(None)), Duration::from_secs(10))
+                .await;
+            let row = state
+                .bundle(derived)?
+                .ok_or_else(|| ConsumerError::NotFound(format!("derived bundle {derived} is not registered")))?;
             if row.provider != parent.provider
                 || row.app != parent.app
                 || row.data_type != parent.data_type
@@ -189,18 +171,14 @@ impl Consumer {
                     "bundle {derived} is not a subset of {offered} by the same provider, app and data type"
                 )));
             }
-            batch.put_raw(cf::META, &Self::delivered_slot(order, offered), derived.as_slice());
+            batch.put_row::<Delivered>(&(order, offered), &derived);
         }
         if !delivery.served_root.is_empty() {
             let evidence = self.check_evidence(order, offered, delivery).await?;
-            batch.put(cf::META, &Self::evidence_slot(order, offered), &evidence);
+            batch.put_row::<EvidenceRows>(&(order, offered), &evidence);
         }
-        batch.put_raw(cf::META, &Self::key_slot(order, offered), &delivery.wrapped_key);
-        store.write(batch, Durability::Sync).map_err(internal)
-    }
-
-    fn evidence_slot(order: B256, bundle: B256) -> Vec<u8> {
-        [EVIDENCE_PREFIX, order.as_slice(), bundle.as_slice()].concat()
+        batch.put_row::<Keys>(&(order, offered), &delivery.wrapped_key);
+        store.write(batch, Durability::Sync).map_err(RoleError::from)
     }
 
     /// The served-root statement must be signed by the offer's provider to be evidence.
@@ -211,7 +189,7 @@ impl Consumer {
         delivery: &wire::KeyDelivery,
     ) -> Result<Evidence, ConsumerError> {
         use alloy::sol_types::SolStruct;
-        let services = self.services()?;
+        let services = self.services();
         let bundle = match delivery.delivered_bundle_id.is_empty() {
             true => offered,
             false => B256::from_slice(&delivery.delivered_bundle_id),
@@ -220,7 +198,7 @@ impl Consumer {
             .map_err(|_| ConsumerError::Invalid("served_root must be 32 bytes".into()))?;
         let signature = alloy::primitives::Signature::try_from(delivery.served_root_signature.as_slice())
             .map_err(|e| ConsumerError::Invalid(format!("bad served-root signature: {e}")))?;
-        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let exchange = services.deployment.address("Exchange")?;
         let statement = crate::crypto::eip712::DeliveryProof {
             order,
             bundle,
@@ -232,9 +210,11 @@ impl Consumer {
         let signer = signature
             .recover_address_from_prehash(&digest)
             .map_err(|e| ConsumerError::Invalid(format!("bad served-root signature: {e}")))?;
-        let row = services.state.order(order).map_err(internal)?;
-        let provider = row
-            .and_then(|o| services.state.offer(o.offer).ok().flatten())
+        let offer = match services.state.order(order)? {
+            Some(row) => services.state.offer(row.offer)?,
+            None => None,
+        };
+        let provider = offer
             .map(|o| o.provider)
             .ok_or_else(|| ConsumerError::NotFound(format!("order {order} is not indexed")))?;
         if signer != provider {
@@ -249,19 +229,16 @@ impl Consumer {
     /// its registered root, submits that statement to `Exchange.dispute`.
     pub async fn dispute(&self, order_id: B256) -> Result<(OrderView, String), ConsumerError> {
         let order = self.order(order_id)?;
-        let services = self.services()?;
+        let services = self.services();
         let store = &self.inner.backend.store;
         let mut checked = Vec::new();
         for offered in &order.bundles {
-            let Some(evidence) =
-                store.get::<Evidence>(cf::META, &Self::evidence_slot(order_id, *offered)).map_err(internal)?
-            else {
+            let Some(evidence) = store.get_row::<EvidenceRows>(&(order_id, *offered))? else {
                 continue;
             };
             let registered = services
                 .state
-                .bundle(evidence.bundle)
-                .map_err(internal)?
+                .bundle(evidence.bundle)?
                 .ok_or_else(|| ConsumerError::NotFound(format!("bundle {} is not registered", evidence.bundle)))?;
             if registered.merkle_root == evidence.root {
                 checked.push(evidence.bundle);
@@ -288,30 +265,24 @@ impl Consumer {
 
     /// The bundle whose data the key for (order, offered bundle) opens.
     fn delivered_bundle(&self, order: B256, offered: B256) -> Result<B256, ConsumerError> {
-        Ok(self
-            .inner
-            .backend
-            .store
-            .get_raw(cf::META, &Self::delivered_slot(order, offered))
-            .map_err(internal)?
-            .map_or(offered, |d| B256::from_slice(&d)))
+        Ok(self.inner.backend.store.get_row::<Delivered>(&(order, offered))?.unwrap_or(offered))
     }
 
     async fn transact(&self, id: String, call: Call) -> Result<u64, ConsumerError> {
-        Ok(self.services()?.transact(&id, call).await?)
+        Ok(self.services().transact(&id, call).await?)
     }
 
     /// Orders an offer, paying its price into escrow.
     pub async fn place_order(&self, offer_id: B256) -> Result<(OrderView, String), ConsumerError> {
-        let services = self.services()?;
-        let offer =
-            services.state.offer(offer_id).map_err(internal)?.ok_or_else(|| {
-                ConsumerError::NotFound(format!("offer {offer_id} is not known (or not indexed yet)"))
-            })?;
-        if offer.status != "open" {
+        let services = self.services();
+        let offer = services
+            .state
+            .offer(offer_id)?
+            .ok_or_else(|| ConsumerError::NotFound(format!("offer {offer_id} is not known (or not indexed yet)")))?;
+        if offer.status != OfferStatus::Open {
             return Err(ConsumerError::Invalid(format!("offer {offer_id} is {}", offer.status)));
         }
-        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let exchange = services.deployment.address("Exchange")?;
         let value = match offer.token {
             Address::ZERO => offer.price,
             token => {
@@ -339,27 +310,27 @@ impl Consumer {
         let me = self.address();
         let (order_id, _) = services
             .state
-            .orders()
-            .map_err(internal)?
+            .orders()?
             .into_iter()
             .find(|(_, o)| o.offer == offer_id && o.consumer == me)
-            .ok_or_else(|| internal("the order was mined but is not in the index"))?;
+            .ok_or_else(|| RoleError::Unavailable("the order was mined but is not in the index yet".into()))?;
         Ok((self.order(order_id)?, id))
     }
 
     /// One of this node's orders.
     pub fn order(&self, order_id: B256) -> Result<OrderView, ConsumerError> {
-        let services = self.services()?;
+        let services = self.services();
         let row = services
             .state
-            .order(order_id)
-            .map_err(internal)?
+            .order(order_id)?
             .filter(|o| o.consumer == self.address())
             .ok_or_else(|| ConsumerError::NotFound(format!("this node has no order {order_id}")))?;
-        let bundles = services.state.offer(row.offer).map_err(internal)?.map(|o| o.bundle_ids).unwrap_or_default();
+        let bundles = services.state.offer(row.offer)?.map(|o| o.bundle_ids).unwrap_or_default();
         let store = &self.inner.backend.store;
-        let key_received =
-            bundles.iter().all(|b| store.get_raw(cf::META, &Self::key_slot(order_id, *b)).ok().flatten().is_some());
+        let mut key_received = true;
+        for bundle in &bundles {
+            key_received &= store.has_row::<Keys>(&(order_id, *bundle))?;
+        }
         Ok(OrderView { id: order_id, row, bundles, key_received })
     }
 
@@ -370,10 +341,10 @@ impl Consumer {
         provider: libp2p::PeerId,
     ) -> Result<Vec<u8>, ConsumerError> {
         let store = &self.inner.backend.store;
-        if let Some(key) = store.get_raw(cf::META, &Self::key_slot(order.id, bundle)).map_err(internal)? {
+        if let Some(key) = store.get_row::<Keys>(&(order.id, bundle))? {
             return Ok(key);
         }
-        let network = crate::roles::network(&self.inner.backend)?;
+        let network = &self.inner.backend.network;
         let request = wire::KeyRequest { order_id: order.id.to_vec(), bundle_id: bundle.to_vec() };
         match network.request(provider, wire::request::Body::KeyRequest(request)).await {
             Ok(wire::Response { body: Some(wire::response::Body::Key(delivery)), .. }) => {
@@ -402,13 +373,12 @@ impl Consumer {
         if !order.bundles.contains(&bundle_id) {
             return Err(ConsumerError::Invalid(format!("order {order_id} does not cover bundle {bundle_id}")));
         }
-        let services = self.services()?;
+        let services = self.services();
         let row = services
             .state
-            .bundle(bundle_id)
-            .map_err(internal)?
+            .bundle(bundle_id)?
             .ok_or_else(|| ConsumerError::NotFound(format!("bundle {bundle_id} is not registered")))?;
-        let network = crate::roles::network(&self.inner.backend)?.clone();
+        let network = self.inner.backend.network.clone();
         let provider = network
             .connect_node(&services.state, row.provider, Duration::from_secs(15))
             .await
@@ -424,8 +394,7 @@ impl Consumer {
             true => row,
             false => services
                 .state
-                .bundle(bundle_id)
-                .map_err(internal)?
+                .bundle(bundle_id)?
                 .ok_or_else(|| ConsumerError::NotFound(format!("bundle {bundle_id} is not registered")))?,
         };
 
@@ -456,7 +425,9 @@ impl Consumer {
             dest: ciphertext.clone(),
         };
         transfer::fetch(&network, &request, progress, cancel).await.map_err(|e| match e {
-            transfer::FetchError::Io { .. } => internal(e),
+            transfer::FetchError::Io { path, source } => {
+                RoleError::Io(std::io::Error::new(source.kind(), format!("cannot write {}: {source}", path.display())))
+            }
             e => ConsumerError::Unavailable(e.to_string()),
         })?;
 
@@ -466,8 +437,7 @@ impl Consumer {
         let written = tokio::task::spawn_blocking(move || {
             decrypt_body(&ciphertext, &dek, expected_root, expected_count, &output)
         })
-        .await
-        .map_err(internal)??;
+        .await??;
         info!(target: "consumer", order = %order_id, bundle = %bundle_id, records = written.records, "bundle downloaded and verified");
         Ok(Downloaded { bundle: bundle_id, ..written })
     }
@@ -489,16 +459,16 @@ impl Consumer {
         data: Vec<u8>,
     ) -> Result<(OrderView, String), ConsumerError> {
         self.order(order_id)?;
-        let exchange = self.services()?.deployment.address("Exchange").map_err(internal)?;
+        let exchange = self.services().deployment.address("Exchange")?;
         // A reverted attempt (e.g. a refund before the window closed) must not block a later one.
-        let outbox = &self.services()?.outbox;
+        let outbox = &self.services().outbox;
         let mut attempt = 0u32;
         let id = loop {
             let id = match attempt {
                 0 => format!("order:{what}:{order_id}"),
                 n => format!("order:{what}:{order_id}:{n}"),
             };
-            match outbox.get(&id).map_err(internal)? {
+            match outbox.get(&id)? {
                 Some(intent) if intent.state.is_final() && !matches!(intent.state, IntentState::Mined { .. }) => {
                     attempt += 1
                 }
@@ -522,7 +492,7 @@ fn decrypt_body(
 ) -> Result<Downloaded, ConsumerError> {
     let mismatch = |m: String| ConsumerError::Mismatch(m);
     // Pass 1: leaves and root, before anything is decrypted.
-    let mut reader = BufReader::new(std::fs::File::open(ciphertext).map_err(internal)?);
+    let mut reader = BufReader::new(std::fs::File::open(ciphertext)?);
     let mut leaves = Vec::new();
     while let Some((user, sealed)) = body::read_entry(&mut reader).map_err(|e| mismatch(e.to_string()))? {
         leaves.push(body::leaf(user, leaves.len() as u64, &sealed));
@@ -536,27 +506,27 @@ fn decrypt_body(
     }
     // Pass 2: decrypt into a temporary file, then move it into place.
     if let Some(parent) = output.parent() {
-        std::fs::create_dir_all(parent).map_err(internal)?;
+        std::fs::create_dir_all(parent)?;
     }
     let tmp = output.with_extension("partial");
-    let mut out = BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
-    let mut reader = BufReader::new(std::fs::File::open(ciphertext).map_err(internal)?);
+    let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+    let mut reader = BufReader::new(std::fs::File::open(ciphertext)?);
     let mut records = 0u64;
-    while let Some((user, sealed)) = body::read_entry(&mut reader).map_err(internal)? {
+    while let Some((user, sealed)) = body::read_entry(&mut reader)? {
         let plain = stream::open(dek, &sealed).map_err(|e| mismatch(format!("record {records}: {e}")))?;
         let record = Record::decode(&plain).map_err(|e| mismatch(format!("record {records}: {e}")))?;
         if record.user_id != user {
             return Err(mismatch(format!("record {records} names another user than its entry")));
         }
         let line = body::ndjson_line(&record).map_err(|e| mismatch(format!("record {records}: {e}")))?;
-        serde_json::to_writer(&mut out, &line).map_err(internal)?;
-        out.write_all(b"\n").map_err(internal)?;
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
         records += 1;
     }
-    let file = out.into_inner().map_err(|e| internal(e.error()))?;
-    file.sync_all().map_err(internal)?;
-    std::fs::rename(&tmp, output).map_err(internal)?;
-    let bytes = std::fs::metadata(ciphertext).map_err(internal)?.len();
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, output)?;
+    let bytes = std::fs::metadata(ciphertext)?.len();
     Ok(Downloaded { bundle: B256::ZERO, records, bytes, output: output.to_owned() })
 }
 
@@ -584,9 +554,10 @@ impl p2p::RequestHandler for RoleRequests {
                 (wire::request::Body::KeyDelivery(delivery), _, Some(consumer), _) => consumer
                     .accept_key(&peer, delivery)
                     .await
-                    .map(|()| wire::response::Body::KeyDelivery(wire::KeyDeliveryAck {})),
+                    .map(|()| wire::response::Body::KeyDelivery(wire::KeyDeliveryAck {}))
+                    .map_err(|e| e.to_wire()),
                 (wire::request::Body::KeyRequest(request), Some(provider), _, _) => {
-                    provider.key_for(&peer, &request).map(wire::response::Body::Key)
+                    provider.key_for(&peer, &request).map(wire::response::Body::Key).map_err(|e| e.to_wire())
                 }
                 (wire::request::Body::Records(request), Some(provider), _, _) => {
                     provider.records_for(&peer, &request).map(wire::response::Body::Records).map_err(|e| e.to_wire())

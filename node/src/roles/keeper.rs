@@ -15,9 +15,10 @@
 //! - **Export.** The keeper asks every admitted provider for the user's records, sealed to the
 //!   user's key ("give me my data").
 
-use super::{RoleError, internal};
+use super::RoleError;
 use crate::{
-    backend::{Backend, ChainServices},
+    backend::Backend,
+    chain::ChainServices,
     chain::{
         contracts::{Consents, Users, actions, roles},
         outbox::Call,
@@ -35,9 +36,10 @@ use alloy::{
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-const ACCOUNT_PREFIX: &[u8] = b"keeper:account:";
+/// META key of the consent batch counter (one row, like the outbox sequence).
 const BATCH_SEQ: &[u8] = b"keeper:consent_batch";
 /// Most consent changes in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -57,6 +59,12 @@ impl Grant {
         self.action == action && self.app.is_none_or(|a| a == app) && self.data_type.is_none_or(|d| d == data_type)
     }
 }
+
+crate::tables! {
+    /// Accounts this keeper created, by user id.
+    pub Accounts(cf::KEEPER_ACCOUNTS): B256 => Account;
+}
+crate::json_values!(Account);
 
 /// What the keeper keeps about an account it created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +109,7 @@ pub struct ProviderExport {
 
 struct ConsentJob {
     inputs: Vec<Consents::ConsentInput>,
-    reply: oneshot::Sender<Result<(String, u64), String>>,
+    reply: oneshot::Sender<Result<(String, u64), Arc<RoleError>>>,
 }
 
 /// The keeper.
@@ -130,18 +138,24 @@ pub fn temporary_user_id(identity_hash: B256) -> B256 {
 
 impl Keeper {
     /// The keeper and the task that writes consent batches (spawn it).
+    ///
+    /// The task ends when `cancel` fires: the batch in flight is finished or, if its transaction
+    /// is still waiting to be mined, left queued in the (durable) outbox; queued requests are
+    /// answered with a refusal.
     pub fn new(
         backend: Backend,
         key: NodeKey,
+        cancel: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static + use<>) {
         let (jobs, rx) = mpsc::channel(1024);
         let hasher = IdentityHasher::from_node_secret(key.secret_bytes());
         let keeper = Self { inner: Arc::new(Inner { backend: backend.clone(), key, hasher, jobs }) };
-        (keeper, run_batches(backend, rx))
+        (keeper, run_batches(backend, rx, cancel))
     }
 
-    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
-        crate::roles::chain_services(&self.inner.backend)
+    /// The chain services this role was built with.
+    pub fn services(&self) -> &ChainServices {
+        &self.inner.backend.services
     }
 
     /// This node's address.
@@ -150,8 +164,8 @@ impl Keeper {
     }
 
     fn ensure_controller(&self) -> Result<&ChainServices, RoleError> {
-        let services = self.services()?;
-        if !services.state.is_controller(self.address()).map_err(internal)? {
+        let services = self.services();
+        if !services.state.is_controller(self.address())? {
             return Err(RoleError::Unavailable(format!(
                 "this keeper ({}) is not a registered controller; the ControllerRegistry owner adds it with \
                  `airbloc admin controllers add {}`",
@@ -162,12 +176,8 @@ impl Keeper {
         Ok(services)
     }
 
-    fn account_key(user: B256) -> Vec<u8> {
-        [ACCOUNT_PREFIX, user.as_slice()].concat()
-    }
-
     fn stored(&self, user: B256) -> Result<Option<Account>, RoleError> {
-        self.inner.backend.store.get(cf::META, &Self::account_key(user)).map_err(internal)
+        self.inner.backend.store.get_row::<Accounts>(&user).map_err(RoleError::from)
     }
 
     /// The account of an identity, if this keeper created it.
@@ -180,7 +190,7 @@ impl Keeper {
         let account = self.stored(user)?.ok_or_else(|| {
             RoleError::NotFound("this keeper has no account for that identity; sign the user up first".into())
         })?;
-        let chain = self.services()?.state.user(user).map_err(internal)?;
+        let chain = self.services().state.user(user)?;
         Ok(AccountView { account, chain })
     }
 
@@ -200,15 +210,11 @@ impl Keeper {
         let user = temporary_user_id(identity_hash);
         if self.stored(user)?.is_none() {
             let account = Account { user, identity_hash, preimage, policy: Vec::new() };
-            self.inner
-                .backend
-                .store
-                .put(cf::META, &Self::account_key(user), &account, Durability::Sync)
-                .map_err(internal)?;
+            self.inner.backend.store.put_row::<Accounts>(&user, &account, Durability::Sync)?;
         }
-        let existing = services.state.user(user).map_err(internal)?.is_some();
+        let existing = services.state.user(user)?.is_some();
         if !existing {
-            let users = services.deployment.address("Users").map_err(internal)?;
+            let users = services.deployment.address("Users")?;
             let call = Call {
                 to: users,
                 data: Users::createTemporaryCall { identityHash: identity_hash }.abi_encode().into(),
@@ -217,7 +223,7 @@ impl Keeper {
             };
             if let Err(e) = services.transact(&format!("keeper:signup:{identity_hash}"), call).await {
                 // Another request may have created it first.
-                if services.state.user(user).map_err(internal)?.is_none() {
+                if services.state.user(user)?.is_none() {
                     return Err(e.into());
                 }
             }
@@ -233,11 +239,7 @@ impl Keeper {
         }
         let mut view = self.account(identity)?;
         view.account.policy = policy;
-        self.inner
-            .backend
-            .store
-            .put(cf::META, &Self::account_key(view.account.user), &view.account, Durability::Sync)
-            .map_err(internal)?;
+        self.inner.backend.store.put_row::<Accounts>(&view.account.user, &view.account, Durability::Sync)?;
         Ok(view)
     }
 
@@ -254,11 +256,10 @@ impl Keeper {
         let services = self.ensure_controller()?;
         let state = &services.state;
         let row = state
-            .user(user)
-            .map_err(internal)?
+            .user(user)?
             .ok_or_else(|| RoleError::Unavailable(format!("user {user} is not indexed yet; retry shortly")))?;
         if row.controller != self.address() {
-            return Err(RoleError::Forbidden(format!(
+            return Err(RoleError::Refused(format!(
                 "user {user} is controlled by {}, not by this keeper — the user changes consents with their wallet",
                 row.controller
             )));
@@ -268,14 +269,14 @@ impl Keeper {
             if c.action > actions::EXCHANGE {
                 return Err(RoleError::Invalid(format!("action {} is neither 0 (collect) nor 1 (exchange)", c.action)));
             }
-            if state.app(c.app).map_err(internal)?.is_none_or(|a| a.retired) {
+            if state.app(c.app)?.is_none_or(|a| a.retired) {
                 return Err(RoleError::NotFound(format!("app {} is not registered", c.app)));
             }
-            if state.data_type(c.data_type).map_err(internal)?.is_none_or(|d| d.retired) {
+            if state.data_type(c.data_type)?.is_none_or(|d| d.retired) {
                 return Err(RoleError::NotFound(format!("data type {} is not registered", c.data_type)));
             }
-            if state.consent(user, c.app, c.action, c.data_type).map_err(internal)?.set_by_user {
-                return Err(RoleError::Forbidden(format!(
+            if state.consent(user, c.app, c.action, c.data_type)?.set_by_user {
+                return Err(RoleError::Refused(format!(
                     "the user set this consent with their own wallet; only they can change it (app {}, action {}, data type {})",
                     c.app, c.action, c.data_type
                 )));
@@ -294,16 +295,13 @@ impl Keeper {
             .send(ConsentJob { inputs, reply })
             .await
             .map_err(|_| RoleError::Unavailable("the keeper is stopping".into()))?;
-        answer
-            .await
-            .map_err(|_| RoleError::Unavailable("the keeper is stopping".into()))?
-            .map_err(|e| RoleError::Transaction { id: "keeper consent batch".into(), state: e })
+        answer.await.map_err(|_| RoleError::Unavailable("the keeper is stopping".into()))?.map_err(RoleError::Batch)
     }
 
     /// Every consent of an identity's account, as indexed.
     pub fn consents(&self, identity: &str) -> Result<Vec<ConsentState>, RoleError> {
         let user = self.account(identity)?.account.user;
-        let rows = self.services()?.state.consents_of(user).map_err(internal)?;
+        let rows = self.services().state.consents_of(user)?;
         Ok(rows.into_iter().map(|(app, action, data_type, row)| ConsentState { app, action, data_type, row }).collect())
     }
 
@@ -320,11 +318,10 @@ impl Keeper {
         if !row.temporary {
             return Err(RoleError::Invalid(format!("the account already belongs to {}", row.owner)));
         }
-        if services.state.user(keccak256(("airbloc.user", new_owner).abi_encode_params())).map_err(internal)?.is_some()
-        {
+        if services.state.user(keccak256(("airbloc.user", new_owner).abi_encode_params()))?.is_some() {
             return Err(RoleError::Invalid(format!("{new_owner} already has an account; use another wallet")));
         }
-        let users = services.deployment.address("Users").map_err(internal)?;
+        let users = services.deployment.address("Users")?;
         let call = Call {
             to: users,
             data: Users::unlockTemporaryCall { identityPreimage: view.account.preimage, newOwner: new_owner }
@@ -343,12 +340,11 @@ impl Keeper {
         wrap::parse_public_key(public_key)
             .map_err(|e| RoleError::Invalid(format!("not an uncompressed secp256k1 public key: {e}")))?;
         let user = self.account(identity)?.account.user;
-        let services = self.services()?;
-        let network = crate::roles::network(&self.inner.backend)?;
+        let services = self.services();
+        let network = &self.inner.backend.network;
         let providers: Vec<Address> = services
             .state
-            .nodes()
-            .map_err(internal)?
+            .nodes()?
             .into_iter()
             .filter(|(address, row)| row.active && row.roles & roles::PROVIDER != 0 && *address != self.address())
             .map(|(address, _)| address)
@@ -371,8 +367,8 @@ impl Keeper {
 
     /// Opens an export sealed to this keeper's own key.
     pub fn open_export(&self, sealed: &[u8]) -> Result<String, RoleError> {
-        let plain = wrap::unwrap(self.inner.key.secret_bytes(), sealed).map_err(internal)?;
-        String::from_utf8(plain.to_vec()).map_err(internal)
+        let plain = wrap::unwrap(self.inner.key.secret_bytes(), sealed)?;
+        String::from_utf8(plain.to_vec()).map_err(RoleError::from)
     }
 
     /// This keeper's public key (exports sealed to it can be opened with [`Keeper::open_export`]).
@@ -382,21 +378,20 @@ impl Keeper {
 
     /// Checks that `peer` runs an admitted provider node for `app`; returns its address.
     fn provider_for_app(&self, peer: &libp2p::PeerId, app: B256) -> Result<Address, RoleError> {
-        let services = self.services()?;
-        let address = address_of_peer(peer)
-            .ok_or_else(|| RoleError::Forbidden("the requester has no Ethereum identity".into()))?;
-        let node = services.state.node(address).map_err(internal)?;
+        let services = self.services();
+        let address =
+            address_of_peer(peer).ok_or_else(|| RoleError::Refused("the requester has no Ethereum identity".into()))?;
+        let node = services.state.node(address)?;
         if !node.is_some_and(|n| n.active && n.roles & roles::PROVIDER != 0) {
-            return Err(RoleError::Forbidden(format!("{address} is not an active provider node in the NodeRegistry")));
+            return Err(RoleError::Refused(format!("{address} is not an active provider node in the NodeRegistry")));
         }
         let app_row = services
             .state
-            .app(app)
-            .map_err(internal)?
+            .app(app)?
             .filter(|a| !a.retired)
             .ok_or_else(|| RoleError::NotFound(format!("app {app} is not registered")))?;
         if app_row.owner != address && !app_row.authorized.contains(&address) {
-            return Err(RoleError::Forbidden(format!("{address} is not authorized for app {app}")));
+            return Err(RoleError::Refused(format!("{address} is not authorized for app {app}")));
         }
         Ok(address)
     }
@@ -439,7 +434,7 @@ impl Keeper {
                 .filter(|a| *a <= actions::EXCHANGE)
                 .ok_or_else(|| RoleError::Invalid(format!("action {} is unknown", item.action)))?;
             if item.allow && !account.policy.iter().any(|g| g.covers(app, action, data_type)) {
-                return Err(RoleError::Forbidden(format!(
+                return Err(RoleError::Refused(format!(
                     "user {user} has not allowed this keeper to grant action {action} on data type {data_type} to app {app}"
                 )));
             }
@@ -451,10 +446,18 @@ impl Keeper {
 }
 
 /// Collects consent changes that arrive together into one `setConsents` transaction.
-async fn run_batches(backend: Backend, mut jobs: mpsc::Receiver<ConsentJob>) {
-    while let Some(first) = jobs.recv().await {
+async fn run_batches(backend: Backend, mut jobs: mpsc::Receiver<ConsentJob>, cancel: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+        };
         let mut batch = vec![first];
         let mut count = batch[0].inputs.len();
+        // Time is the point: changes arriving within the window share one transaction.
         let window = tokio::time::sleep(BATCH_WINDOW);
         tokio::pin!(window);
         while count < MAX_BATCH {
@@ -469,6 +472,8 @@ async fn run_batches(backend: Backend, mut jobs: mpsc::Receiver<ConsentJob>) {
                 },
             }
         }
+        // A transaction in flight at shutdown stays queued in the durable outbox (and is sent
+        // after the restart); `transact` returns as soon as the node is cancelled.
         let result = write_batch(&backend, &batch).await;
         if let Err(e) = &result {
             warn!(target: "keeper", error = %e, changes = count, "consent batch failed");
@@ -477,24 +482,66 @@ async fn run_batches(backend: Backend, mut jobs: mpsc::Receiver<ConsentJob>) {
             let _ = job.reply.send(result.clone());
         }
     }
+    // Shutting down: answer whatever is still queued instead of dropping it silently.
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        let _ = job.reply.send(Err(Arc::new(RoleError::Unavailable(
+            "the node is shutting down; send the consent changes again after it restarts".into(),
+        ))));
+    }
 }
 
-async fn write_batch(backend: &Backend, batch: &[ConsentJob]) -> Result<(String, u64), String> {
-    let services = backend.services().ok_or("chain services are not running")?;
+async fn write_batch(backend: &Backend, batch: &[ConsentJob]) -> Result<(String, u64), Arc<RoleError>> {
+    write_consents(backend, batch).await.map_err(Arc::new)
+}
+
+async fn write_consents(backend: &Backend, batch: &[ConsentJob]) -> Result<(String, u64), RoleError> {
+    let services = &backend.services;
     let store = &backend.store;
     // A fresh id per batch (persisted first), so equal batches at different times are each sent.
-    let seq = store.get::<u64>(cf::META, BATCH_SEQ).map_err(|e| e.to_string())?.unwrap_or(0) + 1;
-    store.put(cf::META, BATCH_SEQ, &seq, Durability::Sync).map_err(|e| e.to_string())?;
+    let seq = store.get::<u64>(cf::META, BATCH_SEQ)?.unwrap_or(0) + 1;
+    store.put(cf::META, BATCH_SEQ, &seq, Durability::Sync)?;
     let inputs: Vec<_> = batch.iter().flat_map(|job| job.inputs.iter().cloned()).collect();
     let changes = inputs.len();
     let call = Call {
-        to: services.deployment.address("Consents").map_err(|e| e.to_string())?,
+        to: services.deployment.address("Consents")?,
         data: Consents::setConsentsCall { inputs }.abi_encode().into(),
         value: U256::ZERO,
         label: format!("{changes} consent change(s) as controller"),
     };
     let id = format!("keeper:consents:{seq}");
-    let block = services.transact(&id, call).await.map_err(|e| e.to_string())?;
+    let block = services.transact(&id, call).await?;
     info!(target: "keeper", %id, changes, requests = batch.len(), block, "consents written");
     Ok((id, block))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLLECT: u8 = 0;
+    const EXCHANGE: u8 = 1;
+
+    #[test]
+    fn a_grant_covers_its_action_and_what_it_names() {
+        let (app, other_app) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let (steps, heart) = (B256::repeat_byte(3), B256::repeat_byte(4));
+        let exact = Grant { app: Some(app), action: EXCHANGE, data_type: Some(steps) };
+        assert!(exact.covers(app, EXCHANGE, steps));
+        assert!(!exact.covers(app, COLLECT, steps), "another action");
+        assert!(!exact.covers(other_app, EXCHANGE, steps), "another app");
+        assert!(!exact.covers(app, EXCHANGE, heart), "another data type");
+
+        let any_app = Grant { app: None, action: EXCHANGE, data_type: Some(steps) };
+        assert!(any_app.covers(app, EXCHANGE, steps) && any_app.covers(other_app, EXCHANGE, steps));
+        assert!(!any_app.covers(app, EXCHANGE, heart));
+
+        let any_type = Grant { app: Some(app), action: COLLECT, data_type: None };
+        assert!(any_type.covers(app, COLLECT, steps) && any_type.covers(app, COLLECT, heart));
+        assert!(!any_type.covers(other_app, COLLECT, steps));
+
+        let everything = Grant { app: None, action: COLLECT, data_type: None };
+        assert!(everything.covers(other_app, COLLECT, heart));
+        assert!(!everything.covers(other_app, EXCHANGE, heart), "a grant never widens to another action");
+    }
 }

@@ -1,7 +1,7 @@
 //! Data type schemas: kept by hash in the store, served to any peer, fetched from peers by the
 //! hash on DataTypeRegistry — the chain says which text is right, so any holder will do.
 
-use super::{RoleError, internal};
+use super::RoleError;
 use crate::{
     backend::Backend,
     store::{Durability, cf},
@@ -23,31 +23,28 @@ impl Schemas {
 
     /// The schema with this hash, if this node has it.
     pub fn local(&self, hash: B256) -> Result<Option<String>, RoleError> {
-        let raw = self.backend.store.get_raw(cf::SCHEMAS, hash.as_slice()).map_err(internal)?;
-        raw.map(|bytes| String::from_utf8(bytes).map_err(internal)).transpose()
+        let raw = self.backend.store.get_raw(cf::SCHEMAS, hash.as_slice())?;
+        raw.map(|bytes| String::from_utf8(bytes).map_err(RoleError::from)).transpose()
     }
 
     /// Keeps a schema text under its hash.
     pub fn keep(&self, schema_json: &str) -> Result<B256, RoleError> {
         let hash = keccak256(schema_json.as_bytes());
-        self.backend
-            .store
-            .put_raw(cf::SCHEMAS, hash.as_slice(), schema_json.as_bytes(), Durability::Sync)
-            .map_err(internal)?;
+        self.backend.store.put_raw(cf::SCHEMAS, hash.as_slice(), schema_json.as_bytes(), Durability::Sync)?;
         Ok(hash)
     }
 
     /// The schema of a registered data type: from the store, else from the data type owner's
     /// node, else from any connected peer; checked against the on-chain hash and kept.
     pub async fn of_data_type(&self, data_type: B256) -> Result<(crate::chain::state::DataTypeRow, String), RoleError> {
-        let services = super::chain_services(&self.backend)?;
-        let row = services.state.data_type(data_type).map_err(internal)?.ok_or_else(|| {
+        let services = &self.backend.services;
+        let row = services.state.data_type(data_type)?.ok_or_else(|| {
             RoleError::NotFound(format!("data type {data_type} is not registered (or not indexed yet)"))
         })?;
         if let Some(json) = self.local(row.schema_hash)? {
             return Ok((row, json));
         }
-        let network = super::network(&self.backend)?;
+        let network = &self.backend.network;
         let mut peers = Vec::new();
         if let Ok(owner) = network.connect_node(&services.state, row.owner, Duration::from_secs(10)).await {
             peers.push(owner);

@@ -1,6 +1,9 @@
 //! The node's durable state: one RocksDB database, one column family per table.
 //!
-//! - Tables are named by the constants in [`cf`]; every one is created at open.
+//! - Tables are named by the constants in [`cf`]; every one is created at open. Each is
+//!   declared with its key and value types by [`tables!`](crate::tables) next to the types it
+//!   holds, and read and written through [`Store::get_row`], [`Store::put_row`], [`Batch::put_row`]
+//!   and [`Store::rows`] (see [`table`]).
 //! - Values are JSON (chain state, outbox intents: small and human-inspectable with
 //!   `ldb`) or raw bytes (records: the hot path). Keys are big-endian binary so scans are ordered.
 //! - Multi-key updates go through one [`Batch`], written atomically.
@@ -9,6 +12,10 @@
 //! - The schema version is stored in `meta` and checked at open; a database written by a newer
 //!   airblocd, or holding tables this build does not know, is refused with a clear error rather
 //!   than misread.
+
+pub mod table;
+
+pub use table::Table;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, IteratorMode, Options, WriteBatch, WriteOptions};
 use serde::{Serialize, de::DeserializeOwned};
@@ -45,6 +52,18 @@ pub mod cf {
     pub const SCHEMAS: &str = "schemas";
     /// Bundles this node sealed and provides (provider).
     pub const PROVIDED: &str = "provided";
+    /// Accounts of identities signed up through the keeper, by identity digest (provider).
+    pub const PROVIDER_IDENTITIES: &str = "provider_identities";
+    /// Keys wrapped to each order's consumer, and whether they are committed (provider).
+    pub const PROVIDER_DELIVERIES: &str = "provider_deliveries";
+    /// Bundle keys delivered for this node's orders, by (order, bundle) (consumer).
+    pub const CONSUMER_KEYS: &str = "consumer_keys";
+    /// The derived bundle delivered in place of an offered one, by (order, bundle) (consumer).
+    pub const CONSUMER_DELIVERED: &str = "consumer_delivered";
+    /// The provider's signed served-root statements, by (order, bundle) (consumer).
+    pub const CONSUMER_EVIDENCE: &str = "consumer_evidence";
+    /// Accounts this keeper holds, by user id (keeper).
+    pub const KEEPER_ACCOUNTS: &str = "keeper_accounts";
 
     /// Every table, in creation order.
     pub const ALL: &[&str] = &[
@@ -65,6 +84,12 @@ pub mod cf {
         RECORDS,
         SCHEMAS,
         PROVIDED,
+        PROVIDER_IDENTITIES,
+        PROVIDER_DELIVERIES,
+        CONSUMER_KEYS,
+        CONSUMER_DELIVERED,
+        CONSUMER_EVIDENCE,
+        KEEPER_ACCOUNTS,
     ];
 
     /// Tables derived from chain events (rolled back on reorgs).
@@ -200,6 +225,30 @@ impl Store {
         self.put_raw(table, key, &encode(value), durability)
     }
 
+    /// Reads one row of a typed table.
+    pub fn get_row<T: Table>(&self, key: &T::Key) -> Result<Option<T::Value>, StoreError> {
+        let key = table::Key::to_key(key);
+        self.get_raw(T::NAME, &key)?.map(|bytes| table::decode_value::<T>(&key, &bytes)).transpose()
+    }
+
+    /// Writes one row of a typed table.
+    pub fn put_row<T: Table>(&self, key: &T::Key, value: &T::Value, durability: Durability) -> Result<(), StoreError> {
+        self.put_raw(T::NAME, &table::Key::to_key(key), &table::Value::to_value(value), durability)
+    }
+
+    /// Whether a typed table has a row under `key`.
+    pub fn has_row<T: Table>(&self, key: &T::Key) -> Result<bool, StoreError> {
+        Ok(self.get_raw(T::NAME, &table::Key::to_key(key))?.is_some())
+    }
+
+    /// Every row of a typed table, in key order.
+    pub fn rows<T: Table>(&self) -> impl Iterator<Item = Result<(T::Key, T::Value), StoreError>> + '_ {
+        self.scan_from(T::NAME, &[]).map(|row| {
+            let (key, value) = row?;
+            Ok((table::decode_key::<T>(&key)?, table::decode_value::<T>(&key, &value)?))
+        })
+    }
+
     /// A new, empty batch of writes.
     pub fn batch(&self) -> Batch<'_> {
         Batch { store: self, inner: WriteBatch::default() }
@@ -280,6 +329,11 @@ impl Batch<'_> {
 
     pub fn put<V: Serialize>(&mut self, table: &'static str, key: &[u8], value: &V) {
         self.put_raw(table, key, &encode(value));
+    }
+
+    /// Adds a write of one row of a typed table.
+    pub fn put_row<T: Table>(&mut self, key: &T::Key, value: &T::Value) {
+        self.put_raw(T::NAME, &table::Key::to_key(key), &table::Value::to_value(value));
     }
 
     pub fn delete(&mut self, table: &'static str, key: &[u8]) {

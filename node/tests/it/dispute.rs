@@ -120,7 +120,7 @@ async fn a_delivery_that_does_not_match_the_chain_is_disputed_and_refunded() {
     // The consumer orders; the provider delivers the key with its signed served root.
     let order = w.consumer.place_order(PlaceOrderRequest { offer_id: offer.to_vec() }).await.unwrap().into_inner();
     let order_id = B256::from_slice(&order.order_id);
-    let state = &fake.backend.as_ref().unwrap().services().unwrap().state;
+    let state = &fake.services.as_ref().unwrap().state;
     let row = loop {
         if let Some(row) = state.order(order_id).unwrap() {
             break row;

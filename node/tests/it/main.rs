@@ -18,6 +18,7 @@ mod outbox;
 mod p2p;
 mod provider;
 mod python_sdk;
+mod shutdown;
 mod store;
 mod support;
 mod world;

@@ -2,9 +2,8 @@
 //! NodeRegistry as indexed from a real anvil.
 
 use airbloc_node::{
-    backend::{Backend, ChainServices},
     chain::{
-        ChainStatus, Deployment,
+        ChainServices, Deployment,
         contracts::{AppRegistry, DataRegistry, DataTypeRegistry, NodeRegistry, roles},
         indexer::{Indexer, IndexerConfig},
         outbox::{Outbox, OutboxConfig},
@@ -38,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct TestNode {
     pub(crate) key: NodeKey,
     pub(crate) network: p2p::Network,
-    pub(crate) backend: Option<Backend>,
+    pub(crate) services: Option<ChainServices>,
     _dir: tempfile::TempDir,
 }
 
@@ -81,7 +80,7 @@ pub(crate) async fn chain_node(
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let provider = connect(&anvil.endpoint()).await.unwrap();
-    let backend = Backend::new(store.clone(), ChainStatus::default());
+    let state = ChainState::new(store.clone());
     let outbox = Outbox::new(
         store.clone(),
         provider.clone(),
@@ -89,34 +88,35 @@ pub(crate) async fn chain_node(
         OutboxConfig::default(),
     )
     .unwrap();
-    let (indexer, handle) = Indexer::new(
-        store.clone(),
+    let (indexer, handle) = Indexer::over(
+        &state,
         provider,
         deployment,
         IndexerConfig { poll_interval: Duration::from_millis(100), ..Default::default() },
     )
     .unwrap();
     tokio::spawn(indexer.run(cancel.clone()));
-    backend.set_services(ChainServices {
+    let services = ChainServices {
         deployment: Arc::new(deployment.clone()),
         outbox,
         indexer: handle,
-        state: ChainState::new(store),
-    });
+        state: state.clone(),
+        shutdown: cancel.clone(),
+    };
     let config = NetworkConfig {
         bootnodes,
         chain_id: deployment.chain_id,
         request_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let network = start(&key, &config, Admission::Chain(backend.clone()), cancel);
-    TestNode { key, network, backend: Some(backend), _dir: dir }
+    let network = start(&key, &config, Admission::Chain(state), cancel);
+    TestNode { key, network, services: Some(services), _dir: dir }
 }
 
 /// A node that admits everyone (a bootnode, or a transfer test without a chain).
 fn open_node(key: NodeKey, config: NetworkConfig, cancel: &CancellationToken) -> TestNode {
     let network = start(&key, &config, Admission::Open, cancel);
-    TestNode { key, network, backend: None, _dir: tempfile::tempdir().unwrap() }
+    TestNode { key, network, services: None, _dir: tempfile::tempdir().unwrap() }
 }
 
 fn start(key: &NodeKey, config: &NetworkConfig, admission: Admission, cancel: &CancellationToken) -> p2p::Network {
@@ -143,7 +143,7 @@ pub(crate) async fn register_nodes(anvil: &AnvilInstance, deployment: &Deploymen
 
 pub(crate) async fn indexed(nodes: &[&TestNode], block: u64) {
     for node in nodes {
-        let services = node.backend.as_ref().unwrap().services().unwrap();
+        let services = node.services.as_ref().unwrap();
         tokio::time::timeout(Duration::from_secs(20), services.indexer.wait_for(block)).await.expect("indexed");
     }
 }
@@ -707,7 +707,7 @@ async fn a_js_libp2p_peer_identifies_pings_and_once_registered_receives_an_annou
     indexed(&[&provider], block).await;
     // Wait until the hub's own entry is indexed at the provider, so they admit each other.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !provider.backend.as_ref().unwrap().services().unwrap().state.is_active_node(hub_address).unwrap() {
+    while !provider.services.as_ref().unwrap().state.is_active_node(hub_address).unwrap() {
         assert!(tokio::time::Instant::now() < deadline, "the hub never registered itself");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -7,8 +7,7 @@ impl Provider {
     pub async fn seal(&self, app: B256, data_type: B256) -> Result<ProvidedBundle, ProviderError> {
         let _sealing = self.inner.sealing.lock().await;
         let this = self.clone();
-        let bundle =
-            tokio::task::spawn_blocking(move || this.write_bundle(app, data_type)).await.map_err(internal)??;
+        let bundle = tokio::task::spawn_blocking(move || this.write_bundle(app, data_type)).await??;
         // Records that arrived while sealing stay pending.
         let left = self.pending(app, data_type)?;
         self.set_pending(app, data_type, left);
@@ -29,12 +28,10 @@ impl Provider {
             return;
         }
         loop {
+            // Time is the point: groups come due by age, checked twice a second.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-            }
-            if self.inner.backend.services().is_none() {
-                continue;
             }
             let due: Vec<(B256, B256)> = self
                 .inner
@@ -69,10 +66,11 @@ impl Provider {
         let prefix = [app.as_slice(), data_type.as_slice()].concat();
         let mut keys = Vec::new();
         let records = store.scan_prefix(cf::RECORDS, &prefix).map(|row| {
-            let (key, value) = row.map_err(internal)?;
+            let (key, value) = row?;
             let user = B256::from_slice(&value[..32]);
-            let canonical = stream::open(&self.inner.storage_key, &value[32..])
-                .map_err(|e| internal(format!("a stored record does not open with the storage key: {e}")))?;
+            let canonical = stream::open(&self.inner.storage_key, &value[32..]).map_err(|e| {
+                RoleError::Crypto(format!("a stored record does not open with the storage key: {e}").into())
+            })?;
             keys.push(key);
             Ok((user, canonical.to_vec()))
         });
@@ -85,7 +83,7 @@ impl Provider {
         for key in &keys {
             batch.delete(cf::RECORDS, key);
         }
-        store.write(batch, Durability::Sync).map_err(internal)?;
+        store.write(batch, Durability::Sync)?;
         info!(target: "provider", bundle_id = %bundle.bundle_id, records = bundle.record_count, size = bundle.size, "bundle sealed");
         Ok(bundle)
     }
@@ -103,14 +101,14 @@ impl Provider {
             .inner
             .bundles_dir
             .join(format!("sealing-{}.tmp", alloy::primitives::hex::encode(rand::random::<[u8; 8]>())));
-        let mut body = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(internal)?);
+        let mut body = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         let (mut users, mut leaves) = (Vec::new(), Vec::new());
         let mut size = 0u64;
         let written = (|| {
             for record in records {
                 let (user, canonical) = record?;
                 let sealed = stream::seal(&dek, &canonical);
-                size += crate::roles::body::write_entry(&mut body, user, &sealed).map_err(internal)?;
+                size += crate::roles::body::write_entry(&mut body, user, &sealed)?;
                 leaves.push(crate::roles::body::leaf(user, leaves.len() as u64, &sealed));
                 users.push(user);
             }
@@ -121,21 +119,20 @@ impl Provider {
             let _ = std::fs::remove_file(&tmp);
             return written.map(|()| None);
         }
-        let file = body.into_inner().map_err(|e| internal(e.error()))?;
-        file.sync_all().map_err(internal)?;
+        let file = body.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
         drop(file);
-        let merkle_root = MerkleTree::new(&leaves).map_err(internal)?.root();
-        let manifest = ChunkManifest::compute(std::fs::File::open(&tmp).map_err(internal)?, chunk_size_for(size))
-            .map_err(internal)?;
+        let merkle_root = MerkleTree::new(&leaves)?.root();
+        let manifest = ChunkManifest::compute(std::fs::File::open(&tmp)?, chunk_size_for(size))?;
         let ciphertext_hash = manifest.commitment();
         let record_count = leaves.len() as u64;
         let bundle_id =
             keccak256((self.address(), app, data_type, merkle_root, record_count, ciphertext_hash, size).abi_encode());
         let path = self.inner.bundles_dir.join(format!("{bundle_id}.bin"));
-        std::fs::rename(&tmp, &path).map_err(internal)?;
+        std::fs::rename(&tmp, &path)?;
         // The rename is durable only once the directory is synced; the caller deletes the pending
         // records right after, so a crash must not find the records gone and the file missing.
-        std::fs::File::open(&self.inner.bundles_dir).and_then(|dir| dir.sync_all()).map_err(internal)?;
+        std::fs::File::open(&self.inner.bundles_dir).and_then(|dir| dir.sync_all())?;
         Ok(Some(ProvidedBundle {
             bundle_id,
             app,
@@ -146,7 +143,7 @@ impl Provider {
             ciphertext_hash,
             chunk_size: manifest.chunk_size,
             chunk_hashes: manifest.concatenated().into(),
-            wrapped_dek: wrap::wrap_dek(&self.inner.key.public_key_uncompressed(), &dek).map_err(internal)?,
+            wrapped_dek: wrap::wrap_dek(&self.inner.key.public_key_uncompressed(), &dek)?,
             users,
             file: path,
             registered_block: None,
@@ -173,17 +170,17 @@ impl Provider {
                 let parent = parent.clone();
                 tokio::task::spawn_blocking(move || {
                     let dek =
-                        wrap::unwrap_dek(this.inner.key.secret_bytes(), &parent.wrapped_dek).map_err(internal)?;
-                    let mut input = std::io::BufReader::new(std::fs::File::open(&parent.file).map_err(internal)?);
+                        wrap::unwrap_dek(this.inner.key.secret_bytes(), &parent.wrapped_dek)?;
+                    let mut input = std::io::BufReader::new(std::fs::File::open(&parent.file)?);
                     let records = std::iter::from_fn(|| match crate::roles::body::read_entry(&mut input) {
                         Ok(Some(entry)) => Some(Ok(entry)),
                         Ok(None) => None,
-                        Err(e) => Some(Err(internal(e))),
+                        Err(e) => Some(Err(RoleError::from(e))),
                     })
                     .filter(|entry| !matches!(entry, Ok((user, _)) if excluded.contains(user)))
                     .map(|entry| {
                         let (user, sealed) = entry?;
-                        Ok((user, stream::open(&dek, &sealed).map_err(internal)?.to_vec()))
+                        Ok((user, stream::open(&dek, &sealed)?.to_vec()))
                     });
                     let mut bundle = this.write_body(parent.app, parent.data_type, records)?.ok_or_else(|| {
                         ProviderError::Invalid(format!(
@@ -196,13 +193,11 @@ impl Provider {
                     this.inner
                         .backend
                         .store
-                        .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)
-                        .map_err(internal)?;
+                        .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)?;
                     info!(target: "provider", parent = %parent.bundle_id, bundle = %bundle.bundle_id, records = bundle.record_count, "derived bundle sealed");
                     Ok::<_, ProviderError>(bundle)
                 })
-                .await
-                .map_err(internal)??
+                .await??
             }
         };
         self.register(bundle).await
@@ -210,7 +205,7 @@ impl Provider {
 
     /// Registers a sealed bundle on DataRegistry (idempotent), then serves and announces it.
     pub(super) async fn register(&self, mut bundle: ProvidedBundle) -> Result<ProvidedBundle, ProviderError> {
-        let registry = self.services()?.deployment.address("DataRegistry").map_err(internal)?;
+        let registry = self.services().deployment.address("DataRegistry")?;
         let data = DataRegistry::registerBundleCall {
             appId: bundle.app,
             dataTypeId: bundle.data_type,
@@ -224,11 +219,7 @@ impl Provider {
         let id = format!("bundle:register:{}", bundle.bundle_id);
         let block = self.transact(id, registry, data, format!("register bundle {}", bundle.bundle_id)).await?;
         bundle.registered_block = Some(block);
-        self.inner
-            .backend
-            .store
-            .put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)
-            .map_err(internal)?;
+        self.inner.backend.store.put(cf::PROVIDED, bundle.bundle_id.as_slice(), &bundle, Durability::Sync)?;
         self.serve_bundle(&bundle);
         if bundle.parent.is_none() {
             self.announce(&bundle).await;
@@ -238,9 +229,6 @@ impl Provider {
 
     /// Registers bundles sealed before a crash and announces every registered one.
     pub async fn resume(&self) {
-        while self.inner.backend.services().is_none() {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
         let Ok(bundles) = self.bundles() else { return };
         for bundle in bundles {
             match bundle.registered_block {
@@ -256,11 +244,8 @@ impl Provider {
     }
 
     pub(super) async fn announce(&self, bundle: &ProvidedBundle) {
-        let (Some(network), Some(block), Some(services)) =
-            (self.inner.backend.network(), bundle.registered_block, self.inner.backend.services())
-        else {
-            return;
-        };
+        let Some(block) = bundle.registered_block else { return };
+        let (network, services) = (&self.inner.backend.network, &self.inner.backend.services);
         let statement = BundleStatement {
             bundle_id: bundle.bundle_id,
             app_id: bundle.app,
@@ -315,8 +300,8 @@ impl Provider {
             .store
             .scan_prefix(cf::PROVIDED, &[])
             .map(|row| {
-                let (key, value) = row.map_err(internal)?;
-                crate::store::decode(cf::PROVIDED, &key, &value).map_err(internal)
+                let (key, value) = row?;
+                crate::store::decode(cf::PROVIDED, &key, &value).map_err(RoleError::from)
             })
             .collect()
     }

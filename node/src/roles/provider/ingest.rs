@@ -2,28 +2,42 @@
 
 use super::*;
 
+/// Why a record was not accepted: refused (a verdict for that record), or the store failed (the
+/// whole call fails).
+pub(super) enum CheckError {
+    Refused(Refusal, String),
+    Store(crate::store::StoreError),
+}
+
+impl From<(Refusal, String)> for CheckError {
+    fn from((refusal, message): (Refusal, String)) -> Self {
+        CheckError::Refused(refusal, message)
+    }
+}
+
+impl From<crate::store::StoreError> for CheckError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CheckError::Store(e)
+    }
+}
+
 impl Provider {
-    pub(super) fn validator(&self, data_type: B256) -> Result<Arc<jsonschema::Validator>, (Refusal, String)> {
+    pub(super) fn validator(&self, data_type: B256) -> Result<Arc<jsonschema::Validator>, CheckError> {
         if let Some(v) = self.inner.validators.read().expect("validators lock").get(&data_type) {
             return Ok(v.clone());
         }
-        let services = self.services().map_err(|e| (Refusal::UnknownDataType, e.to_string()))?;
+        let services = self.services();
         let row = services
             .state
-            .data_type(data_type)
-            .ok()
-            .flatten()
+            .data_type(data_type)?
             .filter(|row| !row.retired)
             .ok_or_else(|| (Refusal::UnknownDataType, format!("data type {data_type} is not registered")))?;
-        let schema =
-            self.inner.backend.store.get_raw(cf::SCHEMAS, row.schema_hash.as_slice()).ok().flatten().ok_or_else(
-                || {
-                    (
-                        Refusal::UnknownDataType,
-                        format!("this node does not have the schema of data type {data_type}; add it with AddSchema"),
-                    )
-                },
-            )?;
+        let schema = self.inner.backend.store.get_raw(cf::SCHEMAS, row.schema_hash.as_slice())?.ok_or_else(|| {
+            (
+                Refusal::UnknownDataType,
+                format!("this node does not have the schema of data type {data_type}; add it with AddSchema"),
+            )
+        })?;
         let schema: serde_json::Value =
             serde_json::from_slice(&schema).map_err(|e| (Refusal::UnknownDataType, e.to_string()))?;
         let validator =
@@ -33,31 +47,29 @@ impl Provider {
     }
 
     /// Checks one record; on success returns its store key and sealed value.
-    pub(super) fn check(&self, record: &IncomingRecord) -> Result<(Vec<u8>, Vec<u8>), (Refusal, String)> {
-        let services = self.services().map_err(|e| (Refusal::Malformed, e.to_string()))?;
+    pub(super) fn check(&self, record: &IncomingRecord) -> Result<(Vec<u8>, Vec<u8>), CheckError> {
+        let services = self.services();
         let app = services
             .state
-            .app(record.app)
-            .ok()
-            .flatten()
+            .app(record.app)?
             .filter(|app| !app.retired)
             .ok_or_else(|| (Refusal::NotAuthorized, format!("app {} is not registered", record.app)))?;
         let me = self.address();
         if app.owner != me && !app.authorized.contains(&me) {
-            return Err((Refusal::NotAuthorized, format!("this node ({me}) is not authorized for app {}", record.app)));
+            return Err(CheckError::Refused(
+                Refusal::NotAuthorized,
+                format!("this node ({me}) is not authorized for app {}", record.app),
+            ));
         }
         let validator = self.validator(record.data_type)?;
         let payload: serde_json::Value = serde_json::from_str(&record.payload_json)
             .map_err(|e| (Refusal::Malformed, format!("payload is not JSON: {e}")))?;
         if let Some(error) = validator.iter_errors(&payload).next() {
-            return Err((Refusal::Schema, format!("{error} at {}", error.instance_path)));
+            return Err(CheckError::Refused(Refusal::Schema, format!("{error} at {}", error.instance_path)));
         }
-        let consent = services
-            .state
-            .consent(record.user, record.app, actions::COLLECT, record.data_type)
-            .map_err(|e| (Refusal::NoConsent, e.to_string()))?;
+        let consent = services.state.consent(record.user, record.app, actions::COLLECT, record.data_type)?;
         if !consent.history.last().is_some_and(|(_, allowed)| *allowed) {
-            return Err((
+            return Err(CheckError::Refused(
                 Refusal::NoConsent,
                 format!("user {} has not allowed collection for this app and data type", record.user),
             ));
@@ -92,18 +104,19 @@ impl Provider {
         for checked in checked {
             match checked {
                 Ok((key, value)) => {
-                    if store.get_raw(cf::RECORDS, &key).map_err(internal)?.is_some() {
+                    if store.get_raw(cf::RECORDS, &key)?.is_some() {
                         verdicts.push(Verdict::Duplicate);
                     } else {
                         batch.put_raw(cf::RECORDS, &key, &value);
                         verdicts.push(Verdict::Accepted);
                     }
                 }
-                Err((refusal, message)) => verdicts.push(Verdict::Refused(refusal, message)),
+                Err(CheckError::Refused(refusal, message)) => verdicts.push(Verdict::Refused(refusal, message)),
+                Err(CheckError::Store(e)) => return Err(e.into()),
             }
         }
         if !batch.is_empty() {
-            store.write(batch, Durability::Sync).map_err(internal)?;
+            store.write(batch, Durability::Sync)?;
             let mut pending = self.inner.pending.lock().expect("pending lock");
             for (record, verdict) in records.iter().zip(&verdicts) {
                 if *verdict == Verdict::Accepted {

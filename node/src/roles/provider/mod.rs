@@ -21,11 +21,12 @@ mod users;
 pub use sales::key_commitment;
 
 use crate::{
-    backend::{Backend, ChainServices},
+    backend::Backend,
+    chain::ChainServices,
     chain::{
         contracts::{AppRegistry, DataRegistry, DataTypeRegistry, Exchange, actions},
         outbox::Call,
-        state::{OfferRow, OrderRow},
+        state::{OfferRow, OrderRow, OrderStatus},
     },
     crypto::{
         Dek,
@@ -37,6 +38,7 @@ use crate::{
     },
     keys::{NodeKey, address_of_peer},
     p2p::{self, BundleSource, BundleStatement, transfer::ServedBundle},
+    roles::RoleError,
     store::{Durability, cf},
 };
 use airbloc_proto::p2p::v1 as wire;
@@ -52,19 +54,22 @@ use std::{
 };
 use tracing::{info, warn};
 
+/// META key of the record storage key (wrapped to the node key): one row, not a table.
 const STORAGE_KEY: &[u8] = b"provider_storage_key";
-/// META key prefix of identity digest → user id, for users signed up through the keeper.
-const IDENTITY_PREFIX: &[u8] = b"identity:";
 /// Largest export answered over the network (the p2p response limit, less framing).
 const MAX_EXPORT: usize = p2p::codec::MAX_RESPONSE - 4096;
-/// META key prefix of the keys wrapped for an order (kept so a retry sends the same bytes).
-const DELIVERY_PREFIX: &[u8] = b"delivery:";
 /// Records per fsynced write during ingestion.
 pub const INGEST_BATCH: usize = 1024;
 
+crate::tables! {
+    /// Identity digest → user id, for users signed up through the keeper.
+    Identities(cf::PROVIDER_IDENTITIES): B256 => B256;
+    /// The keys wrapped for an order (kept so a retry sends the same bytes), by order id.
+    Deliveries(cf::PROVIDER_DELIVERIES): B256 => sales::Delivery;
+}
+
 /// Why a provider call failed.
 pub type ProviderError = crate::roles::RoleError;
-use crate::roles::internal;
 
 /// One record as an app hands it in.
 #[derive(Debug, Clone)]
@@ -151,7 +156,8 @@ struct Inner {
     validators: RwLock<HashMap<B256, Arc<jsonschema::Validator>>>,
     served: RwLock<HashMap<B256, ServedBundle>>,
     sealing: tokio::sync::Mutex<()>,
-    keeper: std::sync::OnceLock<Address>,
+    /// The identity keeper users are signed up through (`provider.keeper`).
+    keeper: Option<Address>,
     /// Pending records per (app, data type): how many, and since when.
     pending: std::sync::Mutex<HashMap<(B256, B256), Pending>>,
     /// (consumer, bundle) of every live order on this node's offers: who may fetch what.
@@ -179,21 +185,28 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// Opens the provider over the node's store; `datadir` holds the bundle files.
-    pub fn open(backend: Backend, key: NodeKey, datadir: &Path) -> Result<Self, ProviderError> {
+    /// Opens the provider over the node's store; `datadir` holds the bundle files; `keeper` is the
+    /// identity keeper users are signed up through, if any.
+    pub fn open(
+        backend: Backend,
+        key: NodeKey,
+        datadir: &Path,
+        keeper: Option<Address>,
+    ) -> Result<Self, ProviderError> {
         let store = &backend.store;
-        let storage_key = match store.get_raw(cf::META, STORAGE_KEY).map_err(internal)? {
-            Some(wrapped) => wrap::unwrap_dek(key.secret_bytes(), &wrapped)
-                .map_err(|e| internal(format!("cannot unwrap the record storage key with this node key: {e}")))?,
+        let storage_key = match store.get_raw(cf::META, STORAGE_KEY)? {
+            Some(wrapped) => wrap::unwrap_dek(key.secret_bytes(), &wrapped).map_err(|e| {
+                RoleError::Crypto(format!("cannot unwrap the record storage key with this node key: {e}").into())
+            })?,
             None => {
                 let dek = Dek::generate();
-                let wrapped = wrap::wrap_dek(&key.public_key_uncompressed(), &dek).map_err(internal)?;
-                store.put_raw(cf::META, STORAGE_KEY, &wrapped, Durability::Sync).map_err(internal)?;
+                let wrapped = wrap::wrap_dek(&key.public_key_uncompressed(), &dek)?;
+                store.put_raw(cf::META, STORAGE_KEY, &wrapped, Durability::Sync)?;
                 dek
             }
         };
         let bundles_dir = datadir.join("bundles");
-        std::fs::create_dir_all(&bundles_dir).map_err(internal)?;
+        std::fs::create_dir_all(&bundles_dir)?;
         let provider = Self {
             inner: Arc::new(Inner {
                 backend,
@@ -203,7 +216,7 @@ impl Provider {
                 validators: RwLock::default(),
                 served: RwLock::default(),
                 sealing: tokio::sync::Mutex::new(()),
-                keeper: std::sync::OnceLock::new(),
+                keeper,
                 pending: std::sync::Mutex::default(),
                 ordered: RwLock::default(),
             }),
@@ -214,7 +227,7 @@ impl Provider {
         // What was pending before a restart counts from now.
         let mut groups: HashMap<(B256, B256), Pending> = HashMap::new();
         for row in provider.inner.backend.store.scan_prefix(cf::RECORDS, &[]) {
-            let (key, _) = row.map_err(internal)?;
+            let (key, _) = row?;
             let group = (B256::from_slice(&key[..32]), B256::from_slice(&key[32..64]));
             groups.entry(group).or_insert(Pending { count: 0, since: std::time::Instant::now() }).count += 1;
         }
@@ -222,8 +235,9 @@ impl Provider {
         Ok(provider)
     }
 
-    fn services(&self) -> Result<&ChainServices, crate::roles::RoleError> {
-        crate::roles::chain_services(&self.inner.backend)
+    /// The chain services this role was built with.
+    pub fn services(&self) -> &ChainServices {
+        &self.inner.backend.services
     }
 
     /// This node's address.

@@ -12,7 +12,7 @@ impl Provider {
         label: String,
     ) -> Result<u64, ProviderError> {
         let call = Call { to, data: data.into(), value: U256::ZERO, label };
-        Ok(self.services()?.transact(&id, call).await?)
+        Ok(self.services().transact(&id, call).await?)
     }
 
     /// Registers an app owned by this node.
@@ -20,7 +20,7 @@ impl Provider {
         if name.is_empty() || name.len() > 64 {
             return Err(ProviderError::Invalid("app names are 1 to 64 bytes".into()));
         }
-        let registry = self.services()?.deployment.address("AppRegistry").map_err(internal)?;
+        let registry = self.services().deployment.address("AppRegistry")?;
         let id = format!("app:register:{name}");
         let data = AppRegistry::registerCall { name: name.to_owned() }.abi_encode();
         self.transact(id.clone(), registry, data, format!("register app {name}")).await?;
@@ -30,20 +30,19 @@ impl Provider {
     /// Lets another node address ingest and register bundles for an app this node owns (or
     /// withdraws that); waits until mined and indexed.
     pub async fn authorize_node(&self, app: B256, node: Address, authorized: bool) -> Result<String, ProviderError> {
-        let services = self.services()?;
+        let services = self.services();
         let row = services
             .state
-            .app(app)
-            .map_err(internal)?
+            .app(app)?
             .filter(|a| !a.retired)
             .ok_or_else(|| ProviderError::NotFound(format!("app {app} is not registered (or not indexed yet)")))?;
         if row.owner != self.address() {
-            return Err(ProviderError::Forbidden(format!(
+            return Err(ProviderError::Refused(format!(
                 "app {app} belongs to {}; only its owner's node can authorize others",
                 row.owner
             )));
         }
-        let registry = services.deployment.address("AppRegistry").map_err(internal)?;
+        let registry = services.deployment.address("AppRegistry")?;
         // Setting the same value twice is harmless on chain; the block keeps ids of later changes apart.
         let id = format!("app:authorize:{app}:{node}:{authorized}:{}", services.indexer.progress().indexed);
         let data = AppRegistry::setAuthorizedCall { appId: app, account: node, authorized }.abi_encode();
@@ -59,7 +58,7 @@ impl Provider {
         schema_json: &str,
     ) -> Result<(B256, B256, String), ProviderError> {
         let schema_hash = self.store_schema(schema_json)?;
-        let registry = self.services()?.deployment.address("DataTypeRegistry").map_err(internal)?;
+        let registry = self.services().deployment.address("DataTypeRegistry")?;
         let id = format!("datatype:register:{name}");
         let data = DataTypeRegistry::registerCall { name: name.to_owned(), schemaHash: schema_hash }.abi_encode();
         self.transact(id.clone(), registry, data, format!("register data type {name}")).await?;
@@ -85,7 +84,7 @@ impl Provider {
 
     /// Keeps the schema of a data type registered elsewhere, checked against its on-chain hash.
     pub fn add_schema(&self, data_type: B256, schema_json: &str) -> Result<B256, ProviderError> {
-        let row = self.services()?.state.data_type(data_type).map_err(internal)?.ok_or_else(|| {
+        let row = self.services().state.data_type(data_type)?.ok_or_else(|| {
             ProviderError::NotFound(format!("data type {data_type} is not registered (or not indexed yet)"))
         })?;
         let hash = keccak256(schema_json.as_bytes());

@@ -3,9 +3,16 @@
 
 use super::*;
 
+crate::json_values!(Delivery);
+
+/// How soon a failed delivery is tried again.
+const DELIVERY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest the delivery loop sleeps without news from the indexer (a safety net).
+const DELIVERY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Keys wrapped for one order, in the offer's bundle order, and whether delivery was recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     wrapped: Vec<(B256, Vec<u8>)>,
     submitted: bool,
     /// Per offered bundle, the derived bundle delivered instead (users withdrew consent).
@@ -49,7 +56,7 @@ impl Provider {
         if terms.delivery_window_secs == 0 || terms.dispute_window_secs == 0 || terms.expires_in_secs == 0 {
             return Err(ProviderError::Invalid("delivery window, dispute window and expiry must be positive".into()));
         }
-        let services = self.services()?;
+        let services = self.services();
         for bundle in &terms.bundles {
             let provided = self.provided(*bundle)?;
             if provided.registered_block.is_none() {
@@ -69,13 +76,12 @@ impl Provider {
         };
         let data = Exchange::createOfferCall { terms: call_terms.clone() }.abi_encode();
         let id = format!("offer:create:{}", keccak256(&data));
-        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let exchange = services.deployment.address("Exchange")?;
         self.transact(id.clone(), exchange, data, format!("offer {} bundle(s)", terms.bundles.len())).await?;
         let me = self.address();
         let offer = services
             .state
-            .offers()
-            .map_err(internal)?
+            .offers()?
             .into_iter()
             .find(|(_, o)| {
                 o.provider == me
@@ -85,7 +91,7 @@ impl Provider {
                     && o.token == terms.token
             })
             .map(|(id, _)| id)
-            .ok_or_else(|| internal("the offer was mined but is not in the index"))?;
+            .ok_or_else(|| RoleError::Unavailable("the offer was mined but is not in the index yet".into()))?;
         Ok((offer, id))
     }
 
@@ -93,56 +99,74 @@ impl Provider {
         self.inner
             .backend
             .store
-            .get(cf::PROVIDED, bundle.as_slice())
-            .map_err(internal)?
+            .get(cf::PROVIDED, bundle.as_slice())?
             .ok_or_else(|| ProviderError::NotFound(format!("this node did not seal bundle {bundle}")))
     }
 
     /// Serves orders on this node's offers until cancelled: checks exchange consent, wraps each
-    /// bundle key to the consumer, delivers it over the network and records the delivery.
+    /// bundle key to the consumer, delivers it over the network and records the delivery. A
+    /// round cut off by cancellation is safe: each delivery is recorded before it is sent, and
+    /// the next start sends it again.
     pub async fn run_deliveries(self, cancel: tokio_util::sync::CancellationToken) {
+        let services = &self.inner.backend.services;
         loop {
-            if let Some(services) = self.inner.backend.services()
-                && let Ok(orders) = services.state.orders()
-            {
-                let mut live = std::collections::HashSet::new();
-                // Each offer is read once per round, however many orders it has.
-                let mut offers: HashMap<B256, Option<Arc<OfferRow>>> = HashMap::new();
-                for (order_id, order) in orders {
-                    if order.status == "refunded" || order.status == "disputed" {
-                        continue;
-                    }
-                    let offer = offers
-                        .entry(order.offer)
-                        .or_insert_with(|| {
-                            services
-                                .state
-                                .offer(order.offer)
-                                .ok()
-                                .flatten()
-                                .filter(|o| o.provider == self.address())
-                                .map(Arc::new)
-                        })
-                        .clone();
-                    let Some(offer) = offer else { continue };
-                    // Allowed to fetch before its key arrives, so a download can start at once.
-                    let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
-                    self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
-                    live.extend(pairs);
-                    if order.status != "placed" {
-                        continue;
-                    }
-                    if let Err(e) = self.deliver(order_id, &order, &offer).await {
-                        warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
-                    }
-                }
-                *self.inner.ordered.write().expect("ordered lock") = live;
-            }
+            // Read before the round, so a page indexed during it wakes the next one.
+            let seen = services.indexer.progress().indexed;
+            let Some(retry) = cancel.run_until_cancelled(self.delivery_round()).await else { return };
+            // Next round on news from the chain (a page indexed: new orders, new states); after a
+            // failure also when the retry interval has passed (time is the point: back-off).
+            let wait = if retry { DELIVERY_RETRY } else { DELIVERY_IDLE };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = services.indexer.wait_until(|p| p.indexed > seen, wait) => {}
             }
         }
+    }
+
+    /// One pass over the indexed orders; returns whether something should be tried again soon.
+    async fn delivery_round(&self) -> bool {
+        let services = &self.inner.backend.services;
+        let orders = match services.state.orders() {
+            Ok(orders) => orders,
+            Err(e) => {
+                warn!(target: "provider", error = %e, "cannot read the indexed orders");
+                return true;
+            }
+        };
+        let mut retry = false;
+        let mut live = std::collections::HashSet::new();
+        // Each offer is read once per round, however many orders it has.
+        let mut offers: HashMap<B256, Option<Arc<OfferRow>>> = HashMap::new();
+        for (order_id, order) in orders {
+            if !order.status.is_served() {
+                continue;
+            }
+            let offer = offers
+                .entry(order.offer)
+                .or_insert_with(|| match services.state.offer(order.offer) {
+                    Ok(offer) => offer.filter(|o| o.provider == self.address()).map(Arc::new),
+                    Err(e) => {
+                        warn!(target: "provider", offer = %order.offer, error = %e, "cannot read an indexed offer");
+                        retry = true;
+                        None
+                    }
+                })
+                .clone();
+            let Some(offer) = offer else { continue };
+            // Allowed to fetch before its key arrives, so a download can start at once.
+            let pairs: Vec<_> = offer.bundle_ids.iter().map(|b| (order.consumer, *b)).collect();
+            self.inner.ordered.write().expect("ordered lock").extend(pairs.iter().copied());
+            live.extend(pairs);
+            if order.status != OrderStatus::Placed {
+                continue;
+            }
+            if let Err(e) = self.deliver(order_id, &order, &offer).await {
+                warn!(target: "provider", order = %order_id, error = %e, "delivery not done yet; retrying");
+                retry = true;
+            }
+        }
+        *self.inner.ordered.write().expect("ordered lock") = live;
+        retry
     }
 
     /// The root of the records this node wrote into `bundle`'s file (computed from those exact
@@ -155,8 +179,8 @@ impl Provider {
         bundle: &ProvidedBundle,
     ) -> Result<(B256, Vec<u8>), ProviderError> {
         use alloy::{signers::SignerSync, sol_types::SolStruct};
-        let services = self.services()?;
-        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let services = self.services();
+        let exchange = services.deployment.address("Exchange")?;
         let domain = crate::crypto::eip712::exchange_domain(services.deployment.chain_id, exchange);
         let statement = crate::crypto::eip712::DeliveryProof {
             order,
@@ -164,13 +188,8 @@ impl Provider {
             leaf: bundle.merkle_root,
             proofHash: crate::crypto::eip712::proof_hash(&[]),
         };
-        let signature =
-            self.inner.key.signer().sign_hash_sync(&statement.eip712_signing_hash(&domain)).map_err(internal)?;
+        let signature = self.inner.key.signer().sign_hash_sync(&statement.eip712_signing_hash(&domain))?;
         Ok((bundle.merkle_root, signature.as_bytes().to_vec()))
-    }
-
-    pub(super) fn delivery_key(order: B256) -> Vec<u8> {
-        [DELIVERY_PREFIX, order.as_slice()].concat()
     }
 
     pub(super) async fn deliver(
@@ -180,25 +199,21 @@ impl Provider {
         offer: &OfferRow,
     ) -> Result<(), ProviderError> {
         let store = &self.inner.backend.store;
-        let services = self.services()?;
-        let mut delivery: Delivery = match store.get(cf::META, &Self::delivery_key(order_id)).map_err(internal)? {
+        let services = self.services();
+        let mut delivery: Delivery = match store.get_row::<Deliveries>(&order_id)? {
             Some(d) => d,
             None => {
                 let block = services.indexer.progress().indexed;
                 let (mut wrapped, mut derived, mut evidence) = (Vec::new(), Vec::new(), Vec::new());
                 for bundle_id in &offer.bundle_ids {
                     let bundle = self.provided(*bundle_id)?;
-                    let mut withdrawn: Vec<B256> = bundle
-                        .users
-                        .iter()
-                        .filter(|user| {
-                            !services
-                                .state
-                                .consent(**user, bundle.app, actions::EXCHANGE, bundle.data_type)
-                                .is_ok_and(|c| c.allowed_at(block))
-                        })
-                        .copied()
-                        .collect();
+                    let mut withdrawn = Vec::new();
+                    for user in &bundle.users {
+                        let consent = services.state.consent(*user, bundle.app, actions::EXCHANGE, bundle.data_type)?;
+                        if !consent.allowed_at(block) {
+                            withdrawn.push(*user);
+                        }
+                    }
                     let bundle = if withdrawn.is_empty() {
                         bundle
                     } else {
@@ -210,7 +225,7 @@ impl Provider {
                         derived.push((*bundle_id, sub.bundle_id));
                         sub
                     };
-                    let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
+                    let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek)?;
                     let for_consumer = wrap::wrap_dek(&order.consumer_public_key, &dek)
                         .map_err(|e| ProviderError::Invalid(format!("the order's consumer key is unusable: {e}")))?;
                     wrapped.push((*bundle_id, for_consumer));
@@ -218,14 +233,14 @@ impl Provider {
                     evidence.push((*bundle_id, root, signature));
                 }
                 let delivery = Delivery { wrapped, submitted: false, derived, evidence };
-                store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+                store.put_row::<Deliveries>(&order_id, &delivery, Durability::Sync)?;
                 delivery
             }
         };
         if delivery.submitted {
             return Ok(());
         }
-        let network = crate::roles::network(&self.inner.backend)?;
+        let network = &self.inner.backend.network;
         let peer = network
             .connect_node(&services.state, order.consumer, std::time::Duration::from_secs(10))
             .await
@@ -241,39 +256,39 @@ impl Provider {
             consumerKeyHash: keccak256(&order.consumer_public_key),
         }
         .abi_encode();
-        let exchange = services.deployment.address("Exchange").map_err(internal)?;
+        let exchange = services.deployment.address("Exchange")?;
         let call =
             Call { to: exchange, data: data.into(), value: U256::ZERO, label: format!("deliver order {order_id}") };
-        services.outbox.submit(&format!("order:deliver:{order_id}"), call).map_err(internal)?;
+        services.outbox.submit(&format!("order:deliver:{order_id}"), call)?;
         delivery.submitted = true;
-        store.put(cf::META, &Self::delivery_key(order_id), &delivery, Durability::Sync).map_err(internal)?;
+        store.put_row::<Deliveries>(&order_id, &delivery, Durability::Sync)?;
         info!(target: "provider", order = %order_id, consumer = %order.consumer, "key delivered");
         Ok(())
     }
 
     /// Answers a consumer asking again for the key of its order.
-    pub fn key_for(&self, peer: &libp2p::PeerId, request: &wire::KeyRequest) -> Result<wire::KeyDelivery, wire::Error> {
-        let bad = |m: &str| p2p::transfer::wire_error(wire::ErrorCode::BadRequest, m);
+    pub fn key_for(&self, peer: &libp2p::PeerId, request: &wire::KeyRequest) -> Result<wire::KeyDelivery, RoleError> {
+        let bad = |m: &str| RoleError::Invalid(m.into());
         let order_id = B256::try_from(request.order_id.as_slice()).map_err(|_| bad("order_id must be 32 bytes"))?;
         let bundle_id = B256::try_from(request.bundle_id.as_slice()).map_err(|_| bad("bundle_id must be 32 bytes"))?;
-        let forbidden = || {
-            p2p::transfer::wire_error(
-                wire::ErrorCode::Forbidden,
-                "only the consumer of an order gets its key — place an order first",
-            )
-        };
-        let services = self.inner.backend.services().ok_or_else(forbidden)?;
-        let order = services.state.order(order_id).ok().flatten().ok_or_else(forbidden)?;
+        let forbidden =
+            || RoleError::Refused("only the consumer of an order gets its key — place an order first".into());
+        let services = &self.inner.backend.services;
+        let order = services.state.order(order_id)?.ok_or_else(forbidden)?;
         if address_of_peer(peer) != Some(order.consumer) {
             return Err(forbidden());
         }
-        let delivery: Delivery =
-            self.inner.backend.store.get(cf::META, &Self::delivery_key(order_id)).ok().flatten().ok_or_else(|| {
-                p2p::transfer::wire_error(wire::ErrorCode::Unavailable, "the key is not delivered yet; retry shortly")
-            })?;
-        let wrapped = delivery.wrapped.iter().find(|(b, _)| *b == bundle_id).ok_or_else(|| {
-            p2p::transfer::wire_error(wire::ErrorCode::NotFound, "the order does not cover this bundle")
-        })?;
+        let delivery: Delivery = self
+            .inner
+            .backend
+            .store
+            .get_row::<Deliveries>(&order_id)?
+            .ok_or_else(|| RoleError::Unavailable("the key is not delivered yet; retry shortly".into()))?;
+        let wrapped = delivery
+            .wrapped
+            .iter()
+            .find(|(b, _)| *b == bundle_id)
+            .ok_or_else(|| RoleError::NotFound("the order does not cover this bundle".into()))?;
         Ok(delivery.message(order_id, bundle_id, wrapped.1.clone()))
     }
 }
@@ -290,7 +305,11 @@ impl BundleSource for Provider {
         let served = self.inner.served.read().expect("served lock").get(&bundle).cloned().ok_or_else(|| {
             p2p::transfer::wire_error(wire::ErrorCode::NotFound, format!("this node does not provide bundle {bundle}"))
         })?;
-        let offered = self.provided(bundle).ok().and_then(|b| b.parent).unwrap_or(bundle);
+        let offered = match self.provided(bundle) {
+            Ok(provided) => provided.parent.unwrap_or(bundle),
+            Err(RoleError::NotFound(_)) => bundle,
+            Err(e) => return Err(e.to_wire()),
+        };
         let ordered = address_of_peer(peer).is_some_and(|consumer| self.has_ordered(consumer, offered));
         if !ordered {
             return Err(p2p::transfer::wire_error(

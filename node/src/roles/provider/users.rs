@@ -3,24 +3,19 @@
 use super::*;
 
 impl Provider {
-    /// Names the identity keeper users are signed up through (`provider.keeper`).
-    pub fn set_keeper(&self, keeper: Address) {
-        let _ = self.inner.keeper.set(keeper);
-    }
-
     pub(super) async fn keeper_peer(&self) -> Result<libp2p::PeerId, ProviderError> {
-        let keeper = *self.inner.keeper.get().ok_or_else(|| {
+        let keeper = self.inner.keeper.ok_or_else(|| {
             ProviderError::Invalid("no identity keeper configured: set provider.keeper to its node address".into())
         })?;
-        let network = crate::roles::network(&self.inner.backend)?;
+        let network = &self.inner.backend.network;
         network
-            .connect_node(&self.services()?.state, keeper, std::time::Duration::from_secs(10))
+            .connect_node(&self.services().state, keeper, std::time::Duration::from_secs(10))
             .await
             .map_err(|e| ProviderError::Unavailable(format!("cannot reach the keeper {keeper}: {e}")))
     }
 
-    pub(super) fn identity_key(identity: &str) -> Vec<u8> {
-        [IDENTITY_PREFIX, IdentityHasher::digest(identity).as_slice()].concat()
+    pub(super) fn identity_key(identity: &str) -> B256 {
+        IdentityHasher::digest(identity)
     }
 
     /// Signs a user up through the keeper; returns the account id and whether it existed.
@@ -29,7 +24,7 @@ impl Provider {
             return Err(ProviderError::Invalid("the identity is empty".into()));
         }
         let peer = self.keeper_peer().await?;
-        let network = crate::roles::network(&self.inner.backend)?;
+        let network = &self.inner.backend.network;
         let request =
             wire::SignUpRequest { identity_digest: IdentityHasher::digest(identity).to_vec(), app_id: app.to_vec() };
         let answer = network.request(peer, wire::request::Body::SignUp(request)).await?;
@@ -38,26 +33,23 @@ impl Provider {
         };
         let user = B256::try_from(result.user_id.as_slice())
             .map_err(|_| ProviderError::Unavailable("the keeper answered a malformed user id".into()))?;
-        let services = self.services()?;
+        let services = self.services();
         // Ingest checks the indexed account and consents; wait until this node sees it.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while services.state.user(user).map_err(internal)?.is_none() {
-            if tokio::time::Instant::now() > deadline {
-                return Err(ProviderError::Unavailable(format!("user {user} is not indexed here yet; retry shortly")));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // (A store error ends the wait and is reported by the read below.)
+        let _ = services
+            .indexer
+            .wait_until(|_| !matches!(services.state.user(user), Ok(None)), std::time::Duration::from_secs(30))
+            .await;
+        if services.state.user(user)?.is_none() {
+            return Err(ProviderError::Unavailable(format!("user {user} is not indexed here yet; retry shortly")));
         }
-        self.inner
-            .backend
-            .store
-            .put(cf::META, &Self::identity_key(identity), &user, Durability::Sync)
-            .map_err(internal)?;
+        self.inner.backend.store.put_row::<Identities>(&Self::identity_key(identity), &user, Durability::Sync)?;
         Ok((user, result.existing))
     }
 
     /// The account of an identity signed up through the keeper.
     pub fn user_of_identity(&self, identity: &str) -> Result<Option<B256>, ProviderError> {
-        self.inner.backend.store.get(cf::META, &Self::identity_key(identity)).map_err(internal)
+        self.inner.backend.store.get_row::<Identities>(&Self::identity_key(identity)).map_err(RoleError::from)
     }
 
     /// Asks the keeper to grant (or withdraw) consents for one of its users; returns the outbox
@@ -72,13 +64,13 @@ impl Provider {
             return Err(ProviderError::Invalid("no consent changes given".into()));
         }
         let peer = self.keeper_peer().await?;
-        let network = crate::roles::network(&self.inner.backend)?;
+        let network = &self.inner.backend.network;
         let request = wire::ConsentRequest { user_id: user.to_vec(), app_id: app.to_vec(), items };
         let answer = network.request(peer, wire::request::Body::Consent(request)).await?;
         let Some(wire::response::Body::Consent(result)) = answer.body else {
             return Err(ProviderError::Unavailable("the keeper gave an unexpected answer".into()));
         };
-        self.services()?.indexer.wait_for(result.block).await;
+        self.services().indexer.wait_for(result.block).await;
         Ok(result.tx_id)
     }
 
@@ -91,25 +83,24 @@ impl Provider {
     ) -> Result<wire::RecordsResult, ProviderError> {
         let user = B256::try_from(request.user_id.as_slice())
             .map_err(|_| ProviderError::Invalid("user_id must be 32 bytes".into()))?;
-        let services = self.services()?;
+        let services = self.services();
         let requester = address_of_peer(peer)
-            .ok_or_else(|| ProviderError::Forbidden("the requester has no Ethereum identity".into()))?;
+            .ok_or_else(|| ProviderError::Refused("the requester has no Ethereum identity".into()))?;
         let row = services
             .state
-            .user(user)
-            .map_err(internal)?
+            .user(user)?
             .ok_or_else(|| ProviderError::NotFound(format!("user {user} is not registered")))?;
         if row.controller != requester && row.owner != requester {
-            return Err(ProviderError::Forbidden(format!(
+            return Err(ProviderError::Refused(format!(
                 "only the user's controller or owner gets their records; {requester} is neither"
             )));
         }
         let mut out = Vec::new();
         let mut count = 0u64;
         let mut push = |canonical: &[u8]| -> Result<(), ProviderError> {
-            let record = Record::decode(canonical).map_err(internal)?;
-            let line = crate::roles::body::ndjson_line(&record).map_err(internal)?;
-            serde_json::to_writer(&mut out, &line).map_err(internal)?;
+            let record = Record::decode(canonical)?;
+            let line = crate::roles::body::ndjson_line(&record)?;
+            serde_json::to_writer(&mut out, &line)?;
             out.push(b'\n');
             count += 1;
             if out.len() > MAX_EXPORT {
@@ -121,20 +112,20 @@ impl Provider {
         };
         let store = &self.inner.backend.store;
         for row in store.scan_prefix(cf::RECORDS, &[]) {
-            let (_, value) = row.map_err(internal)?;
+            let (_, value) = row?;
             if value.len() >= 32 && value[..32] == user[..] {
-                push(&stream::open(&self.inner.storage_key, &value[32..]).map_err(internal)?)?;
+                push(&stream::open(&self.inner.storage_key, &value[32..])?)?;
             }
         }
         for bundle in self.bundles()? {
             if bundle.parent.is_some() || !bundle.users.contains(&user) {
                 continue;
             }
-            let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek).map_err(internal)?;
-            let mut body = std::io::BufReader::new(std::fs::File::open(&bundle.file).map_err(internal)?);
-            while let Some((entry_user, sealed)) = crate::roles::body::read_entry(&mut body).map_err(internal)? {
+            let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &bundle.wrapped_dek)?;
+            let mut body = std::io::BufReader::new(std::fs::File::open(&bundle.file)?);
+            while let Some((entry_user, sealed)) = crate::roles::body::read_entry(&mut body)? {
                 if entry_user == user {
-                    push(&stream::open(&dek, &sealed).map_err(internal)?)?;
+                    push(&stream::open(&dek, &sealed)?)?;
                 }
             }
         }
