@@ -111,11 +111,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let api = api::bind(config.api.grpc_addr).await?;
     let grpc_addr = api.local_addr;
     let tasks = TaskTracker::new();
+    // The last indexed block, for the network's admission and gossip checks; fed once the
+    // indexer runs.
+    let (indexed_tx, indexed) = tokio::sync::watch::channel(0u64);
     if let Some(deployment) = deployment {
         let start = start_chain_services(
             config.chain.clone(),
             deployment,
             backend.clone(),
+            indexed_tx,
             EthereumWallet::from(key.signer().clone()),
             tasks.clone(),
             cancel.child_token(),
@@ -127,12 +131,28 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
         }
     }
     let registry = crate::metrics::Registry::new();
-    let network = start_network(&config, &key, chain_id, &backend, &registry, &tasks, &cancel).await?;
+    let (network, network_builder) = start_network(&config, &key, chain_id, &backend, indexed, &registry)?;
+    let role_services = start_roles(
+        &config,
+        &key,
+        chain_id.is_some(),
+        &backend,
+        network_builder,
+        datadir.path(),
+        &tasks,
+        &cancel,
+    )?;
+    // Node.json names the real ports: wait (briefly) until every listener reported them.
+    let listening = tokio::time::timeout(Duration::from_secs(2), network.listen_addrs()).await;
+    let listening = match listening {
+        Ok(addrs) => addrs,
+        Err(_) => network.listening().await,
+    };
     let p2p_addrs: Vec<String> =
-        network.listening().await.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
+        listening.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
     if config.p2p.register && chain_id.is_some() && !config.has_role(Role::Bootnode) {
         let announced = match config.p2p.external_addrs.is_empty() {
-            true => network.listening().await.iter().map(ToString::to_string).collect(),
+            true => listening.iter().map(ToString::to_string).collect(),
             false => config.p2p.external_addrs.clone(),
         };
         tasks.spawn(register_self(
@@ -171,8 +191,6 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(listener, registry.clone(), backend.clone(), cancel.child_token()));
     }
-    let role_services =
-        start_roles(&config, &key, chain_id.is_some(), &backend, &network, datadir.path(), &tasks, &cancel)?;
     let api_task = tasks.spawn(api.serve(
         node_service,
         admin_service,
@@ -220,6 +238,7 @@ async fn start_chain_services(
     config: ChainConfig,
     deployment: Deployment,
     backend: Backend,
+    indexed: tokio::sync::watch::Sender<u64>,
     wallet: EthereumWallet,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -262,23 +281,40 @@ async fn start_chain_services(
             });
             info!(target: "chain", from = %outbox.from(), "outbox and indexer running");
             tasks.spawn(outbox.run(cancel.clone()));
+            tasks.spawn(mirror_indexed(indexer.handle(), indexed, cancel.clone()));
             tasks.spawn(indexer.run(cancel));
         }
         Err(e) => warn!(target: "chain", error = %e, "chain services could not start"),
     }
 }
 
-/// Starts libp2p: chain admission for nodes with a deployment; open admission (DHT only, no
-/// gossip) for bootnodes.
-async fn start_network(
+/// Follows the indexer's progress into the network's view of the last indexed block.
+async fn mirror_indexed(
+    indexer: crate::chain::indexer::IndexerHandle,
+    indexed: tokio::sync::watch::Sender<u64>,
+    cancel: CancellationToken,
+) {
+    let mut progress = indexer.subscribe();
+    loop {
+        let block = progress.borrow_and_update().indexed;
+        indexed.send_if_modified(|at| std::mem::replace(at, block) != block);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = progress.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Builds libp2p (listening; its loop starts with the roles' handlers in [`start_roles`]): chain
+/// admission for nodes with a deployment; open admission (DHT only, no gossip) for bootnodes.
+fn start_network(
     config: &Config,
     key: &keys::NodeKey,
     chain_id: Option<u64>,
     backend: &Backend,
+    indexed: tokio::sync::watch::Receiver<u64>,
     registry: &crate::metrics::Registry,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> Result<crate::p2p::Network, NodeError> {
+) -> Result<(crate::p2p::Network, crate::p2p::NetworkBuilder), NodeError> {
     let bootnode = config.has_role(Role::Bootnode);
     let network_config = crate::p2p::NetworkConfig {
         listen: crate::p2p::parse_addrs(&config.p2p.listen)?,
@@ -290,27 +326,19 @@ async fn start_network(
         ..Default::default()
     };
     let admission = match (bootnode, chain_id) {
-        (false, Some(_)) => crate::p2p::Admission::Chain(backend.clone()),
+        (false, Some(_)) => crate::p2p::Admission::Chain(ChainState::new(backend.store.clone())),
         (true, _) => crate::p2p::Admission::Open,
         (false, None) => {
             warn!(target: "p2p", "no chain.deployment: peers cannot be checked against the NodeRegistry; admission is open");
             crate::p2p::Admission::Open
         }
     };
-    let (network, network_loop) = {
+    let (network, builder) = {
         let mut libp2p_registry = registry.libp2p();
-        crate::p2p::start(key.libp2p_keypair(), &network_config, admission, &mut libp2p_registry)?
+        crate::p2p::build(&network_config, key.libp2p_keypair(), admission, &mut libp2p_registry)?
     };
-    tasks.spawn(network_loop.run(cancel.child_token()));
     backend.set_network(network.clone());
-    // Wait briefly for the listeners so node.json can name the real ports.
-    for _ in 0..100 {
-        if network.listening().await.len() >= network_config.listen.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(network)
+    Ok((network, builder.index_progress(indexed)))
 }
 
 fn roles_bits(roles: &[Role]) -> u8 {
@@ -381,21 +409,22 @@ async fn register_self(
     }
 }
 
-/// Starts the provider, consumer and keeper roles the config asks for (each needs a deployment)
-/// and installs their network request handler.
+/// Starts the provider, consumer and keeper roles the config asks for (each needs a deployment),
+/// then the network's event loop with what they serve.
 #[allow(clippy::too_many_arguments)]
 fn start_roles(
     config: &Config,
     key: &keys::NodeKey,
     has_deployment: bool,
     backend: &Backend,
-    network: &crate::p2p::Network,
+    network: crate::p2p::NetworkBuilder,
     datadir: &std::path::Path,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
 ) -> Result<crate::api::RoleServices, NodeError> {
     use crate::roles::{consumer::Consumer, consumer::RoleRequests, keeper::Keeper, provider::Provider};
     let mut requests = RoleRequests::default();
+    let mut bundles: Option<Arc<dyn crate::p2p::BundleSource>> = None;
     if has_deployment {
         requests.schemas = Some(crate::roles::schemas::Schemas::new(backend.clone()));
     }
@@ -408,7 +437,7 @@ fn start_roles(
         true => {
             let provider = Provider::open(backend.clone(), keys::NodeKey::from_secret(key.secret_bytes())?, datadir)
                 .map_err(|e| NodeError::Role(e.to_string()))?;
-            network.set_bundle_source(Arc::new(provider.clone()));
+            bundles = Some(Arc::new(provider.clone()));
             if let Some(keeper) = config.provider.keeper {
                 provider.set_keeper(keeper);
             }
@@ -442,7 +471,8 @@ fn start_roles(
         }
         false => None,
     };
-    network.set_request_handler(Arc::new(requests));
+    let handlers = crate::p2p::Handlers { requests: Some(Arc::new(requests)), bundles };
+    tasks.spawn(network.start(handlers).run(cancel.child_token()));
     let registry = has_deployment.then(|| crate::api::RegistryService::new(backend.clone()));
     Ok(crate::api::RoleServices { registry, provider, consumer, keeper })
 }

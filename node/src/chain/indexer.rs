@@ -115,6 +115,11 @@ impl IndexerHandle {
         let mut rx = self.progress.clone();
         let _ = rx.wait_for(|p| p.indexed >= block).await;
     }
+
+    /// The progress as a watch channel, for parts that follow it.
+    pub fn subscribe(&self) -> watch::Receiver<IndexerProgress> {
+        self.progress.clone()
+    }
 }
 
 /// The indexer task.

@@ -1,7 +1,11 @@
 //! Who may use the node's application protocols: peers whose address (from the secp256k1 key
 //! inside their PeerId) is an active NodeRegistry entry, as indexed.
+//!
+//! The policy reads the chain index directly ([`ChainState`], a view over the store); the event
+//! loop re-applies it to every connected peer whenever the index advances (the progress channel
+//! given to [`super::NetworkBuilder::index_progress`]) and to each new connection.
 
-use crate::{backend::Backend, keys::address_of_peer};
+use crate::{chain::state::ChainState, keys::address_of_peer};
 use libp2p::PeerId;
 
 /// Where a peer stands with this node.
@@ -21,7 +25,7 @@ pub enum Admission {
     /// Everyone (bootnodes, which serve the DHT only, and nodes without a contract deployment).
     Open,
     /// Only peers whose address is an active NodeRegistry entry, as indexed.
-    Chain(Backend),
+    Chain(ChainState),
 }
 
 impl Admission {
@@ -29,11 +33,11 @@ impl Admission {
     pub fn standing(&self, peer: &PeerId) -> Standing {
         match self {
             Self::Open => Standing::Admitted,
-            Self::Chain(backend) => {
-                let (Some(address), Some(services)) = (address_of_peer(peer), backend.services()) else {
+            Self::Chain(state) => {
+                let Some(address) = address_of_peer(peer) else {
                     return Standing::Unregistered;
                 };
-                match services.state.node(address) {
+                match state.node(address) {
                     // The PeerId registered for the address must be this one: a key may rotate its
                     // PeerId only by updating the registry.
                     Ok(Some(row)) if row.active && row.peer_id.as_ref() == peer.to_bytes().as_slice() => {
@@ -49,5 +53,13 @@ impl Admission {
     /// Whether `peer` gets application traffic right now.
     pub fn admits(&self, peer: &PeerId) -> bool {
         self.standing(peer) == Standing::Admitted
+    }
+
+    /// The chain index the policy reads, if it reads one.
+    pub fn chain_state(&self) -> Option<&ChainState> {
+        match self {
+            Self::Open => None,
+            Self::Chain(state) => Some(state),
+        }
     }
 }

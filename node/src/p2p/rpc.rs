@@ -3,7 +3,7 @@
 //! the node installs. Every inbound request gets exactly one response, also on error, and the
 //! requester handlers see is always the connection's authenticated PeerId.
 
-use super::transfer::wire_error;
+use super::error::wire_error;
 use airbloc_proto::p2p::v1 as wire;
 use futures::future::BoxFuture;
 use libp2p::PeerId;

@@ -15,6 +15,8 @@
 //!   holder answers `UNAVAILABLE`), and a download stops at its cancellation token.
 
 use super::{Network, admission::Admission, codec};
+/// Wire errors live in [`super::error`]; re-exported here where the roles first found them.
+pub use super::error::wire_error;
 use crate::crypto::chunks::ChunkManifest;
 use airbloc_proto::p2p::v1 as wire;
 use alloy::primitives::B256;
@@ -59,11 +61,6 @@ pub struct ServedBundle {
 pub trait BundleSource: Send + Sync + 'static {
     /// The bundle `peer` asks for, or the error to answer with.
     fn serve(&self, peer: &PeerId, bundle: B256) -> Result<ServedBundle, wire::Error>;
-}
-
-/// Builds a wire error.
-pub fn wire_error(code: wire::ErrorCode, message: impl Into<String>) -> wire::Error {
-    wire::Error { code: code as i32, message: message.into() }
 }
 
 /// Bundles kept as files, served to every admitted peer.
@@ -114,7 +111,7 @@ pub struct TransferStats {
 pub(crate) async fn serve(
     mut incoming: libp2p_stream::IncomingStreams,
     admission: Admission,
-    source: Arc<RwLock<Option<Arc<dyn BundleSource>>>>,
+    source: Option<Arc<dyn BundleSource>>,
     stats: Arc<TransferStats>,
     cancel: CancellationToken,
 ) {
@@ -146,7 +143,7 @@ async fn serve_one(
     peer: PeerId,
     stream: &mut Stream,
     admission: &Admission,
-    source: &RwLock<Option<Arc<dyn BundleSource>>>,
+    source: &Option<Arc<dyn BundleSource>>,
     slots: &Arc<Semaphore>,
     stats: &TransferStats,
 ) -> io::Result<()> {
@@ -154,7 +151,6 @@ async fn serve_one(
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no transfer request within the timeout"))??;
     let refuse = |error: wire::Error| wire::TransferHeader { error: Some(error), ..Default::default() };
-    let source = source.read().expect("source lock").clone();
     let decision = (|| {
         if !admission.admits(&peer) {
             return Err(wire_error(
