@@ -481,10 +481,12 @@ impl NetworkLoop {
                 debug!(target: "p2p", peer = %wanted, error = %e, "cannot dial a peer found in the DHT");
             }
         }
-        if last && let Some((_, dialled)) = self.lookups.remove(&id) {
-            if !dialled && !self.swarm.is_connected(&wanted) {
-                self.answer_connects(&wanted, || Err(DialError::NotFound(wanted)));
-            }
+        if last
+            && let Some((_, dialled)) = self.lookups.remove(&id)
+            && !dialled
+            && !self.swarm.is_connected(&wanted)
+        {
+            self.answer_connects(&wanted, || Err(DialError::NotFound(wanted)));
         }
     }
 

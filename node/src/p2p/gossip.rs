@@ -262,13 +262,14 @@ impl Validator {
         let Some(state) = self.admission.chain_state() else {
             return Ok(signer);
         };
-        if let Some(indexed) = &self.indexed
-            && *indexed.borrow() < ann.registered_block
-        {
+        let behind = self.indexed.as_ref().filter(|indexed| *indexed.borrow() < ann.registered_block);
+        if let Some(indexed) = behind {
             // The provider saw its registration confirmed; give our indexer time to see it too.
             let mut indexed = indexed.clone();
-            let reached = tokio::time::timeout(INDEX_WAIT, indexed.wait_for(|b| *b >= ann.registered_block)).await;
-            if !matches!(reached, Ok(Ok(_))) {
+            let reached = tokio::time::timeout(INDEX_WAIT, indexed.wait_for(|b| *b >= ann.registered_block))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if !reached {
                 return Err(Verdict::Ignore(format!(
                     "our index has not reached block {}; cannot check the bundle yet",
                     ann.registered_block

@@ -181,8 +181,7 @@ impl Network {
     pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
         let mut listening = self.listening.clone();
         let _ = listening.wait_for(|l| l.pending.is_empty()).await;
-        let addrs = listening.borrow().addrs.clone();
-        addrs
+        listening.borrow().addrs.clone()
     }
 
     /// Announces in the DHT that this node holds `bundle`.
