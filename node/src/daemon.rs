@@ -132,24 +132,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     }
     let registry = crate::metrics::Registry::new();
     let (network, network_builder) = start_network(&config, &key, chain_id, &backend, indexed, &registry)?;
-    let role_services = start_roles(
-        &config,
-        &key,
-        chain_id.is_some(),
-        &backend,
-        network_builder,
-        datadir.path(),
-        &tasks,
-        &cancel,
-    )?;
+    let role_services =
+        start_roles(&config, &key, chain_id.is_some(), &backend, network_builder, datadir.path(), &tasks, &cancel)?;
     // Node.json names the real ports: wait (briefly) until every listener reported them.
     let listening = tokio::time::timeout(Duration::from_secs(2), network.listen_addrs()).await;
     let listening = match listening {
         Ok(addrs) => addrs,
         Err(_) => network.listening().await,
     };
-    let p2p_addrs: Vec<String> =
-        listening.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
+    let p2p_addrs: Vec<String> = listening.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
     if config.p2p.register && chain_id.is_some() && !config.has_role(Role::Bootnode) {
         let announced = match config.p2p.external_addrs.is_empty() {
             true => listening.iter().map(ToString::to_string).collect(),

@@ -4,7 +4,9 @@
 
 use super::{codec, config::NetworkConfig, error::NetworkError, gossip};
 use libp2p::{
-    StreamProtocol, Swarm, connection_limits, identify, identity::Keypair, kad, mdns, noise, ping,
+    StreamProtocol, Swarm, connection_limits, identify,
+    identity::Keypair,
+    kad, mdns, noise, ping,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
     tcp, yamux,

@@ -100,6 +100,9 @@ mod tests {
     #[test]
     fn an_unknown_code_reads_as_unspecified() {
         let error = wire::Error { code: 9999, message: "?".into() };
-        assert!(matches!(RequestError::from_wire(error), RequestError::Remote { code: wire::ErrorCode::Unspecified, .. }));
+        assert!(matches!(
+            RequestError::from_wire(error),
+            RequestError::Remote { code: wire::ErrorCode::Unspecified, .. }
+        ));
     }
 }

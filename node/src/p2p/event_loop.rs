@@ -68,7 +68,8 @@ pub struct NetworkLoop {
     metrics: Metrics,
     stats: std::sync::Arc<transfer::TransferStats>,
     /// Requests sent, by id, waiting for their response.
-    pending_requests: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<wire::Response, RequestError>>>,
+    pending_requests:
+        HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<wire::Response, RequestError>>>,
     /// Dials of an address, by the connection they open.
     pending_dials: HashMap<ConnectionId, (Multiaddr, DialReply)>,
     /// Connects to a peer, answered by its first established connection.

@@ -27,12 +27,12 @@ use alloy::{
     sol_types::SolStruct,
 };
 use libp2p::{PeerId, gossipsub, identity::Keypair};
-use tokio::sync::watch;
 use prost::Message as _;
 use std::{
     collections::HashMap,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::watch;
 
 /// Gossip topic of bundle announcements.
 pub const TOPIC_BUNDLES: &str = "/airbloc/bundles/1";

@@ -40,12 +40,27 @@ pub enum NetworkEvent {
 /// What a handle asks of the swarm task.
 pub(crate) enum Command {
     /// Dial an address; answered when the connection is established or the dial failed.
-    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), DialError>> },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), DialError>>,
+    },
     /// Connect to a peer (its addresses, else the DHT); answered once connected or failed.
-    Connect { peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), DialError>> },
+    Connect {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<Result<(), DialError>>,
+    },
     Disconnect(PeerId),
-    Request { peer: PeerId, body: wire::request::Body, reply: oneshot::Sender<Result<wire::Response, RequestError>> },
-    Publish { topic: &'static str, data: Vec<u8>, reply: oneshot::Sender<Result<(), PublishError>> },
+    Request {
+        peer: PeerId,
+        body: wire::request::Body,
+        reply: oneshot::Sender<Result<wire::Response, RequestError>>,
+    },
+    Publish {
+        topic: &'static str,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), PublishError>>,
+    },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Provide(B256),
     Providers(B256, oneshot::Sender<Vec<PeerId>>),
@@ -125,15 +140,13 @@ impl Network {
         address: Address,
         timeout: Duration,
     ) -> Result<PeerId, DialError> {
-        let row = state
-            .node(address)
-            .map_err(|e| DialError::Index(Box::new(e)))?
-            .ok_or(DialError::NotRegistered(address))?;
+        let row =
+            state.node(address).map_err(|e| DialError::Index(Box::new(e)))?.ok_or(DialError::NotRegistered(address))?;
         if !row.active {
             return Err(DialError::Deactivated(address));
         }
-        let peer = PeerId::from_bytes(&row.peer_id)
-            .map_err(|e| DialError::BadPeerId { address, reason: e.to_string() })?;
+        let peer =
+            PeerId::from_bytes(&row.peer_id).map_err(|e| DialError::BadPeerId { address, reason: e.to_string() })?;
         let addrs = row.multiaddrs.iter().filter_map(|a| a.parse().ok()).collect();
         self.connect(peer, addrs, timeout).await?;
         Ok(peer)

@@ -14,9 +14,9 @@
 //! - **concurrent and cancellable**: each upload runs in its own task (up to a limit; beyond it the
 //!   holder answers `UNAVAILABLE`), and a download stops at its cancellation token.
 
-use super::{Network, admission::Admission, codec};
 /// Wire errors live in [`super::error`]; re-exported here where the roles first found them.
 pub use super::error::wire_error;
+use super::{Network, admission::Admission, codec};
 use crate::crypto::chunks::ChunkManifest;
 use airbloc_proto::p2p::v1 as wire;
 use alloy::primitives::B256;

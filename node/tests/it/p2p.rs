@@ -115,8 +115,7 @@ pub(crate) async fn chain_node(
         request_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let (network, bundles) =
-        start(&key, &config, Admission::Chain(ChainState::new(store)), Some(indexed), cancel);
+    let (network, bundles) = start(&key, &config, Admission::Chain(ChainState::new(store)), Some(indexed), cancel);
     TestNode { key, network, backend: Some(backend), bundles, _dir: dir }
 }
 
