@@ -47,24 +47,23 @@ fn main() {
 struct Node {
     key: NodeKey,
     network: p2p::Network,
+    bundles: Arc<FileBundles>,
 }
 
 impl Node {
     fn start(config: NetworkConfig, cancel: &CancellationToken) -> Self {
         let key = NodeKey::random();
         let mut registry = prometheus_client::registry::Registry::default();
-        let (network, event_loop) = p2p::start(key.libp2p_keypair(), &config, Admission::Open, &mut registry).unwrap();
-        tokio::spawn(event_loop.run(cancel.clone()));
-        Self { key, network }
+        let (network, builder) = p2p::build(&config, key.libp2p_keypair(), Admission::Open, &mut registry).unwrap();
+        let bundles = Arc::new(FileBundles::default());
+        let handlers = p2p::Handlers { requests: None, bundles: Some(bundles.clone()) };
+        tokio::spawn(builder.start(handlers).run(cancel.clone()));
+        Self { key, network, bundles }
     }
 
     async fn addr(&self) -> libp2p::Multiaddr {
-        loop {
-            if let Some(addr) = self.network.listening().await.into_iter().next() {
-                return addr.with(libp2p::multiaddr::Protocol::P2p(self.key.peer_id()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let addr = self.network.listen_addrs().await.into_iter().next().expect("a listen address");
+        addr.with(libp2p::multiaddr::Protocol::P2p(self.key.peer_id()))
     }
 
     async fn wait_for_peers(&self, n: usize) {
@@ -100,11 +99,10 @@ async fn transfer_bench(size: usize) {
             file.write_all(&block).unwrap();
         }
     }
-    let bundles = Arc::new(FileBundles::default());
+    let bundles = &server.bundles;
     let bundle = B256::repeat_byte(1);
     let chunk_size = std::env::var("CHUNK").ok().and_then(|c| c.parse().ok()).unwrap_or(DEFAULT_CHUNK_SIZE);
     let manifest = bundles.add(bundle, &source, chunk_size).unwrap();
-    server.network.set_bundle_source(bundles);
     let server_peer = server.key.peer_id();
 
     // Plain TCP copy of the same number of bytes.
@@ -272,9 +270,7 @@ async fn memory_bench() {
             file.write_all(&block).unwrap();
         }
     }
-    let bundles = Arc::new(FileBundles::default());
-    let manifest = bundles.add(B256::ZERO, &source, DEFAULT_CHUNK_SIZE).unwrap();
-    server.network.set_bundle_source(bundles);
+    let manifest = server.bundles.add(B256::ZERO, &source, DEFAULT_CHUNK_SIZE).unwrap();
     let idle = rss_bytes();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(idle));
     let sampler = {

@@ -96,14 +96,14 @@ async fn bench(n: u64) {
         };
         let key = airbloc_node::keys::NodeKey::from_secret(governor.secret_bytes()).unwrap();
         let mut registry = prometheus_client::registry::Registry::default();
-        let (network, event_loop) = airbloc_node::p2p::start(
-            key.libp2p_keypair(),
+        let (network, builder) = airbloc_node::p2p::build(
             &airbloc_node::p2p::NetworkConfig::default(),
+            key.libp2p_keypair(),
             airbloc_node::p2p::Admission::Open,
             &mut registry,
         )
         .unwrap();
-        tokio::spawn(event_loop.run(cancel.clone()));
+        tokio::spawn(builder.start(airbloc_node::p2p::Handlers::default()).run(cancel.clone()));
         let backend = Backend::new(store, services, network);
         let provider = Provider::open(backend, key, dir.path(), None).unwrap();
         provider.store_schema(SCHEMA).unwrap();

@@ -8,7 +8,7 @@ use crate::{
         self, AdminService, NodeInfo, NodeService,
         auth::{ApiToken, TokenAuth},
     },
-    backend::{Backend, NodeView, Publish, ready},
+    backend::{Backend, NodeView, Publish, Ready, ready},
     chain::{
         ChainMonitor, ChainServices, Deployment,
         indexer::{Indexer, IndexerConfig},
@@ -103,7 +103,14 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
     let chain = ChainMonitor::new(config.chain.rpc_url.clone(), deployment.as_ref().map(|d| d.chain_id));
     let registry = crate::metrics::Registry::new();
     let tasks = TaskTracker::new();
-    let network = start_network(&config, &key, chain_id, &state, &registry, &tasks, &cancel).await?;
+    let (handlers_tx, handlers) = match deployment.is_some() {
+        true => {
+            let (tx, handlers) = LateHandlers::new();
+            (Some(tx), handlers)
+        }
+        false => (None, crate::p2p::Handlers::default()),
+    };
+    let network = start_network(&config, &key, chain_id, &state, handlers, &registry, &tasks, &cancel).await?;
     let (publish_services, services) = ready::<ChainServices>();
     let view = NodeView { store: store.clone(), chain: chain.status(), network: network.clone(), services };
     let node_service = NodeService::new(
@@ -133,6 +140,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             datadir: datadir.path().to_owned(),
             services: publish_services,
             roles,
+            handlers: handlers_tx,
             tasks: tasks.clone(),
             cancel: cancel.clone(),
         });
@@ -146,8 +154,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), NodeEr
             start.await.map_err(|e| NodeError::Role(e.to_string()))?;
         }
     }
-    let p2p_addrs: Vec<String> =
-        network.listening().await.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
+    // node.json names the real ports: wait (briefly) until every listener reported them.
+    let listening = match tokio::time::timeout(Duration::from_secs(2), network.listen_addrs()).await {
+        Ok(addrs) => addrs,
+        Err(_) => network.listening().await,
+    };
+    let p2p_addrs: Vec<String> = listening.iter().map(|a| format!("{a}/p2p/{}", network.local_peer_id())).collect();
     let metrics_listener = match config.metrics.enabled {
         true => Some(
             crate::metrics::bind(config.metrics.addr)
@@ -226,6 +238,7 @@ struct ChainStart {
     datadir: PathBuf,
     services: Publish<ChainServices>,
     roles: RolePlan,
+    handlers: Option<PublishHandlers>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -234,7 +247,20 @@ struct ChainStart {
 /// indexer, then the roles over them, and publishes both. HTTP endpoints need no connection up
 /// front, so for them this finishes at once, before the node announces itself.
 async fn start_chain(start: ChainStart) -> Result<(), StartError> {
-    let ChainStart { config, deployment, store, state, network, key, datadir, services, roles, tasks, cancel } = start;
+    let ChainStart {
+        config,
+        deployment,
+        store,
+        state,
+        network,
+        key,
+        datadir,
+        services,
+        roles,
+        handlers,
+        tasks,
+        cancel,
+    } = start;
     let chain = &config.chain;
     let mut backoff = Duration::from_millis(500);
     let provider = loop {
@@ -287,7 +313,7 @@ async fn start_chain(start: ChainStart) -> Result<(), StartError> {
     services.publish(chain_services.clone());
 
     let backend = Backend::new(store, chain_services.clone(), network.clone());
-    roles.start(&config, &key, &backend, &datadir, &tasks, &cancel)?;
+    roles.start(&config, &key, &backend, handlers, &datadir, &tasks, &cancel)?;
     if config.p2p.register && !config.has_role(Role::Bootnode) {
         let announced = match config.p2p.external_addrs.is_empty() {
             true => network.listening().await.iter().map(ToString::to_string).collect(),
@@ -318,13 +344,17 @@ enum StartError {
     Key(#[from] KeyError),
 }
 
-/// Starts libp2p: chain admission for nodes with a deployment; open admission (DHT only, no
-/// gossip) for bootnodes.
+/// Builds libp2p and starts its event loop: chain admission for nodes with a deployment; open
+/// admission (DHT only, no gossip) for bootnodes. The loop serves the roles' requests and bundles
+/// through `handlers`, which answer `unavailable` until the roles are published (they need the
+/// chain services, which may come up later).
+#[allow(clippy::too_many_arguments)]
 async fn start_network(
     config: &Config,
     key: &keys::NodeKey,
     chain_id: Option<u64>,
     state: &ChainState,
+    handlers: crate::p2p::Handlers,
     registry: &crate::metrics::Registry,
     tasks: &TaskTracker,
     cancel: &CancellationToken,
@@ -347,19 +377,90 @@ async fn start_network(
             crate::p2p::Admission::Open
         }
     };
-    let (network, network_loop) = {
+    let (network, builder) = {
         let mut libp2p_registry = registry.libp2p();
-        crate::p2p::start(key.libp2p_keypair(), &network_config, admission, &mut libp2p_registry)?
+        crate::p2p::build(&network_config, key.libp2p_keypair(), admission, &mut libp2p_registry)?
     };
-    tasks.spawn(network_loop.run(cancel.child_token()));
-    // Wait briefly for the listeners so node.json can name the real ports.
-    for _ in 0..100 {
-        if network.listening().await.len() >= network_config.listen.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (indexed_tx, indexed) = tokio::sync::watch::channel(0u64);
+    tasks.spawn(mirror_indexed(state.indexer(), indexed_tx, cancel.child_token()));
+    tasks.spawn(builder.index_progress(indexed).start(handlers).run(cancel.child_token()));
     Ok(network)
+}
+
+/// Follows the indexer's progress into the network's view of the last indexed block (admission
+/// and gossip checks re-run when it moves).
+async fn mirror_indexed(
+    indexer: crate::chain::indexer::IndexerHandle,
+    indexed: tokio::sync::watch::Sender<u64>,
+    cancel: CancellationToken,
+) {
+    let mut progress = indexer.subscribe();
+    loop {
+        let block = progress.borrow_and_update().indexed;
+        indexed.send_if_modified(|at| std::mem::replace(at, block) != block);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = progress.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// The roles' network handlers, published once the roles run; until then requests are answered
+/// `unavailable` and no bundle is served.
+#[derive(Clone)]
+struct LateHandlers {
+    requests: Ready<Arc<dyn crate::p2p::RequestHandler>>,
+    bundles: Ready<Arc<dyn crate::p2p::BundleSource>>,
+}
+
+/// Where [`RolePlan::start`] publishes the roles' network handlers.
+struct PublishHandlers {
+    requests: Publish<Arc<dyn crate::p2p::RequestHandler>>,
+    bundles: Publish<Arc<dyn crate::p2p::BundleSource>>,
+}
+
+impl LateHandlers {
+    fn new() -> (PublishHandlers, crate::p2p::Handlers) {
+        let (requests_tx, requests) = ready();
+        let (bundles_tx, bundles) = ready();
+        let late = Arc::new(Self { requests, bundles });
+        let handlers = crate::p2p::Handlers { requests: Some(late.clone()), bundles: Some(late) };
+        (PublishHandlers { requests: requests_tx, bundles: bundles_tx }, handlers)
+    }
+}
+
+impl crate::p2p::RequestHandler for LateHandlers {
+    fn handle(
+        &self,
+        peer: libp2p::PeerId,
+        body: airbloc_proto::p2p::v1::request::Body,
+    ) -> futures::future::BoxFuture<'static, crate::p2p::rpc::HandlerResult> {
+        match self.requests.get() {
+            Some(handler) => handler.handle(peer, body),
+            None => Box::pin(async {
+                Err(crate::p2p::wire_error(
+                    airbloc_proto::p2p::v1::ErrorCode::Unavailable,
+                    "this node's roles are starting (waiting for the chain endpoint); try again shortly",
+                ))
+            }),
+        }
+    }
+}
+
+impl crate::p2p::BundleSource for LateHandlers {
+    fn serve(
+        &self,
+        peer: &libp2p::PeerId,
+        bundle: alloy::primitives::B256,
+    ) -> Result<crate::p2p::transfer::ServedBundle, airbloc_proto::p2p::v1::Error> {
+        match self.bundles.get() {
+            Some(source) => source.serve(peer, bundle),
+            None => Err(crate::p2p::wire_error(
+                airbloc_proto::p2p::v1::ErrorCode::Unavailable,
+                "this node's roles are starting; try again shortly",
+            )),
+        }
+    }
 }
 
 fn roles_bits(roles: &[Role]) -> u8 {
@@ -477,6 +578,7 @@ impl RolePlan {
         config: &Config,
         key: &keys::NodeKey,
         backend: &Backend,
+        handlers: Option<PublishHandlers>,
         datadir: &std::path::Path,
         tasks: &TaskTracker,
         cancel: &CancellationToken,
@@ -485,10 +587,11 @@ impl RolePlan {
             schemas: Some(crate::roles::schemas::Schemas::new(backend.clone())),
             ..RoleRequests::default()
         };
+        let mut bundles: Option<Arc<dyn crate::p2p::BundleSource>> = None;
         if let Some(publish) = self.provider {
             let node_key = keys::NodeKey::from_secret(key.secret_bytes())?;
             let provider = Provider::open(backend.clone(), node_key, datadir, config.provider.keeper)?;
-            backend.network.set_bundle_source(Arc::new(provider.clone()));
+            bundles = Some(Arc::new(provider.clone()));
             let resume = provider.clone();
             let resume_cancel = cancel.child_token();
             tasks.spawn(async move {
@@ -516,7 +619,12 @@ impl RolePlan {
             requests.keeper = Some(keeper.clone());
             publish.publish(keeper);
         }
-        backend.network.set_request_handler(Arc::new(requests));
+        if let Some(handlers) = handlers {
+            handlers.requests.publish(Arc::new(requests));
+            if let Some(bundles) = bundles {
+                handlers.bundles.publish(bundles);
+            }
+        }
         if let Some(publish) = self.registry {
             publish.publish(backend.clone());
         }

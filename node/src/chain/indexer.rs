@@ -153,6 +153,11 @@ impl IndexerHandle {
             Ok(Err(_)) | Err(_) => Err(WaitTimeout(timeout, self.progress().indexed)),
         }
     }
+
+    /// The progress as a watch channel, for parts that follow it.
+    pub fn subscribe(&self) -> watch::Receiver<IndexerProgress> {
+        self.progress.clone()
+    }
 }
 
 /// The indexer task.

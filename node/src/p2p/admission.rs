@@ -1,5 +1,9 @@
 //! Who may use the node's application protocols: peers whose address (from the secp256k1 key
 //! inside their PeerId) is an active NodeRegistry entry, as indexed.
+//!
+//! The policy reads the chain index directly ([`ChainState`], a view over the store); the event
+//! loop re-applies it to every connected peer whenever the index advances (the progress channel
+//! given to [`super::NetworkBuilder::index_progress`]) and to each new connection.
 
 use crate::{chain::state::ChainState, keys::address_of_peer};
 use libp2p::PeerId;
@@ -49,5 +53,13 @@ impl Admission {
     /// Whether `peer` gets application traffic right now.
     pub fn admits(&self, peer: &PeerId) -> bool {
         self.standing(peer) == Standing::Admitted
+    }
+
+    /// The chain index the policy reads, if it reads one.
+    pub fn chain_state(&self) -> Option<&ChainState> {
+        match self {
+            Self::Open => None,
+            Self::Chain(state) => Some(state),
+        }
     }
 }

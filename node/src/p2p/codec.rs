@@ -86,3 +86,55 @@ impl libp2p::request_response::Codec for ProtoCodec {
         write_frame(io, &res).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn a_frame_round_trips() {
+        let request = wire::Request {
+            request_id: 7,
+            body: Some(wire::request::Body::Ping(wire::Ping { payload: b"hi".to_vec() })),
+        };
+        let mut buf = Vec::new();
+        block_on(write_frame(&mut Cursor::new(&mut buf), &request)).unwrap();
+        let read: wire::Request = block_on(read_frame(&mut Cursor::new(&buf), MAX_REQUEST)).unwrap();
+        assert_eq!(read, request);
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_the_body_is_read() {
+        // A length of 512 MiB and no body at all: refused on the length alone.
+        let mut frame = Vec::new();
+        prost::encoding::encode_varint(512 << 20, &mut frame);
+        let err = block_on(read_frame::<wire::Request, _>(&mut Cursor::new(&frame), MAX_REQUEST)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("exceeds the 65536-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_at_the_limit_is_accepted_and_one_byte_more_is_not() {
+        let body = wire::Ping { payload: vec![1; 100] };
+        let len = body.encoded_len();
+        let mut buf = Vec::new();
+        block_on(write_frame(&mut Cursor::new(&mut buf), &body)).unwrap();
+        assert!(block_on(read_frame::<wire::Ping, _>(&mut Cursor::new(&buf), len)).is_ok());
+        assert!(block_on(read_frame::<wire::Ping, _>(&mut Cursor::new(&buf), len - 1)).is_err());
+    }
+
+    #[test]
+    fn an_endless_varint_and_garbage_are_invalid_data() {
+        let endless = [0xffu8; 11];
+        let err = block_on(read_frame::<wire::Request, _>(&mut Cursor::new(&endless), MAX_REQUEST)).unwrap_err();
+        assert!(err.to_string().contains("longer than 10 bytes"), "{err}");
+        let garbage = [5u8, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let err = block_on(read_frame::<wire::Request, _>(&mut Cursor::new(&garbage), MAX_REQUEST)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -6,8 +6,9 @@
 //!
 //! - a bundle announcement must carry an EIP-712 signature by the provider it names, and that
 //!   provider must have registered exactly that bundle (app, data type, record count, size) on
-//!   DataRegistry, as indexed — a receiver whose indexer has not reached the announced block
-//!   waits for it (up to [`INDEX_WAIT`]) before deciding;
+//!   DataRegistry, as indexed — a receiver whose index has not reached the announced block
+//!   waits for it on the index progress channel (up to [`INDEX_WAIT`]) and ignores the message
+//!   if it still cannot check it;
 //! - a node announcement must come from the node itself;
 //! - announcements from the future or older than [`MAX_AGE`] are stale and dropped.
 //!
@@ -31,6 +32,7 @@ use std::{
     collections::HashMap,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::watch;
 
 /// Gossip topic of bundle announcements.
 pub const TOPIC_BUNDLES: &str = "/airbloc/bundles/1";
@@ -217,6 +219,9 @@ pub enum Announced {
 pub struct Validator {
     pub admission: Admission,
     pub chain_id: u64,
+    /// The last indexed block, when an indexer advances the chain state; without it the state
+    /// is read as it is.
+    pub indexed: Option<watch::Receiver<u64>>,
 }
 
 impl Validator {
@@ -254,13 +259,22 @@ impl Validator {
         if signer != typed.provider {
             return Err(Verdict::Reject(format!("signed by {signer}, not by the provider {}", typed.provider)));
         }
-        let Admission::Chain(state) = &self.admission else {
+        let Some(state) = self.admission.chain_state() else {
             return Ok(signer);
         };
-        let indexer = state.indexer();
-        if indexer.progress().indexed < ann.registered_block {
+        let behind = self.indexed.as_ref().filter(|indexed| *indexed.borrow() < ann.registered_block);
+        if let Some(indexed) = behind {
             // The provider saw its registration confirmed; give our indexer time to see it too.
-            let _ = tokio::time::timeout(INDEX_WAIT, indexer.wait_for(ann.registered_block)).await;
+            let mut indexed = indexed.clone();
+            let reached = tokio::time::timeout(INDEX_WAIT, indexed.wait_for(|b| *b >= ann.registered_block))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if !reached {
+                return Err(Verdict::Ignore(format!(
+                    "our index has not reached block {}; cannot check the bundle yet",
+                    ann.registered_block
+                )));
+            }
         }
         let row = state
             .bundle(typed.bundle)
@@ -288,4 +302,56 @@ fn fresh(issued_at: u64) -> Result<(), Verdict> {
         return Err(Verdict::Ignore(format!("stale: issued {}s ago", now - issued_at)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_allows_skew_and_drops_stale_or_future_announcements() {
+        let now = now_secs();
+        assert_eq!(fresh(now), Ok(()));
+        assert_eq!(fresh(now + MAX_SKEW.as_secs() - 5), Ok(()));
+        assert!(matches!(fresh(now + MAX_SKEW.as_secs() + 60), Err(Verdict::Ignore(m)) if m.contains("future")));
+        assert!(matches!(fresh(now - MAX_AGE.as_secs() - 60), Err(Verdict::Ignore(m)) if m.contains("stale")));
+    }
+
+    #[test]
+    fn a_signed_announcement_reads_back_as_the_statement_it_signs() {
+        let key = NodeKey::random();
+        let statement = BundleStatement {
+            bundle_id: B256::repeat_byte(1),
+            app_id: B256::repeat_byte(2),
+            data_type_id: B256::repeat_byte(3),
+            record_count: 10,
+            size: 4096,
+            price_hint: U256::from(1000),
+            price_token: Address::ZERO,
+            registered_block: 7,
+        };
+        let Some(wire::announcement::Body::Bundle(ann)) = sign_bundle_announcement(&key, 31337, &statement).body else {
+            panic!("a bundle announcement");
+        };
+        let typed = typed(&ann).unwrap();
+        assert_eq!((typed.bundle, typed.provider, typed.size), (statement.bundle_id, key.address(), 4096));
+        let signature = Signature::try_from(ann.signature.as_slice()).unwrap();
+        let hash = typed.eip712_signing_hash(&eip712::node_domain(31337));
+        assert_eq!(signature.recover_address_from_prehash(&hash).unwrap(), key.address());
+    }
+
+    #[test]
+    fn malformed_fields_are_rejected_by_name() {
+        let ann = wire::BundleAnnouncement { bundle_id: vec![1; 31], ..Default::default() };
+        assert!(matches!(typed(&ann), Err(Verdict::Reject(m)) if m.contains("bundle_id")));
+        let ann = wire::BundleAnnouncement {
+            bundle_id: vec![1; 32],
+            app_id: vec![2; 32],
+            data_type_id: vec![3; 32],
+            provider: vec![4; 20],
+            price_hint: vec![0; 33],
+            ..Default::default()
+        };
+        assert!(matches!(typed(&ann), Err(Verdict::Reject(m)) if m.contains("price_hint")));
+    }
 }

@@ -1,9 +1,10 @@
 //! Request/response dispatch. The network answers what it can itself (ping, bundle metadata from
 //! the [`BundleSource`](super::transfer::BundleSource)); everything else goes to the role handler
-//! the node installs. Every inbound request gets exactly one response, also on error, and the
-//! requester handlers see is always the connection's authenticated PeerId.
+//! the network was started with ([`super::Handlers`]). Every inbound request gets exactly one
+//! response, also on error, and the requester handlers see is always the connection's
+//! authenticated PeerId.
 
-use super::transfer::wire_error;
+use super::error::wire_error;
 use airbloc_proto::p2p::v1 as wire;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
@@ -17,7 +18,7 @@ pub trait RequestHandler: Send + Sync + 'static {
     fn handle(&self, peer: PeerId, body: wire::request::Body) -> BoxFuture<'static, HandlerResult>;
 }
 
-/// The answer when no installed handler serves a request.
+/// The answer when no handler serves a request.
 pub fn unsupported(body: &wire::request::Body) -> wire::Error {
     let what = match body {
         wire::request::Body::Ping(_) => "ping",

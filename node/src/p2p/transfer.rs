@@ -14,6 +14,8 @@
 //! - **concurrent and cancellable**: each upload runs in its own task (up to a limit; beyond it the
 //!   holder answers `UNAVAILABLE`), and a download stops at its cancellation token.
 
+/// Wire errors live in [`super::error`]; re-exported here where the roles first found them.
+pub use super::error::wire_error;
 use super::{Network, admission::Admission, codec};
 use crate::crypto::chunks::ChunkManifest;
 use airbloc_proto::p2p::v1 as wire;
@@ -59,11 +61,6 @@ pub struct ServedBundle {
 pub trait BundleSource: Send + Sync + 'static {
     /// The bundle `peer` asks for, or the error to answer with.
     fn serve(&self, peer: &PeerId, bundle: B256) -> Result<ServedBundle, wire::Error>;
-}
-
-/// Builds a wire error.
-pub fn wire_error(code: wire::ErrorCode, message: impl Into<String>) -> wire::Error {
-    wire::Error { code: code as i32, message: message.into() }
 }
 
 /// Bundles kept as files, served to every admitted peer.
@@ -114,7 +111,7 @@ pub struct TransferStats {
 pub(crate) async fn serve(
     mut incoming: libp2p_stream::IncomingStreams,
     admission: Admission,
-    source: Arc<RwLock<Option<Arc<dyn BundleSource>>>>,
+    source: Option<Arc<dyn BundleSource>>,
     stats: Arc<TransferStats>,
     cancel: CancellationToken,
 ) {
@@ -146,7 +143,7 @@ async fn serve_one(
     peer: PeerId,
     stream: &mut Stream,
     admission: &Admission,
-    source: &RwLock<Option<Arc<dyn BundleSource>>>,
+    source: &Option<Arc<dyn BundleSource>>,
     slots: &Arc<Semaphore>,
     stats: &TransferStats,
 ) -> io::Result<()> {
@@ -154,7 +151,6 @@ async fn serve_one(
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no transfer request within the timeout"))??;
     let refuse = |error: wire::Error| wire::TransferHeader { error: Some(error), ..Default::default() };
-    let source = source.read().expect("source lock").clone();
     let decision = (|| {
         if !admission.admits(&peer) {
             return Err(wire_error(
@@ -547,4 +543,87 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
         }
     }
     Guard(Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: u32 = 4096;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    fn manifest(data: &[u8]) -> ChunkManifest {
+        ChunkManifest::compute(data, CHUNK).unwrap()
+    }
+
+    #[test]
+    fn a_partial_file_resumes_after_its_last_verified_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = data(3 * CHUNK as usize + 100);
+        let manifest = manifest(&original);
+        let dest = dir.path().join("sub/partial");
+        // Nothing on disk: start at chunk 0 (and the directory is created).
+        assert_eq!(open_and_verify_prefix(&dest, &manifest).unwrap().1, 0);
+        // Two full chunks and half of the third: resume at chunk 2.
+        std::fs::write(&dest, &original[..2 * CHUNK as usize + 10]).unwrap();
+        assert_eq!(open_and_verify_prefix(&dest, &manifest).unwrap().1, 2);
+        // A corrupted second chunk: resume at chunk 1, whatever follows.
+        let mut bad = original.clone();
+        bad[CHUNK as usize + 5] ^= 0xff;
+        std::fs::write(&dest, &bad).unwrap();
+        assert_eq!(open_and_verify_prefix(&dest, &manifest).unwrap().1, 1);
+        // Everything there: nothing left to fetch.
+        std::fs::write(&dest, &original).unwrap();
+        assert_eq!(open_and_verify_prefix(&dest, &manifest).unwrap().1, manifest.count());
+    }
+
+    #[test]
+    fn the_writer_drops_a_bad_chunk_reports_it_and_accepts_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = data(3 * CHUNK as usize + 100);
+        let manifest = manifest(&original);
+        let dest = dir.path().join("out");
+        let (file, first) = open_and_verify_prefix(&dest, &manifest).unwrap();
+        let chunk = |i: u64| original[manifest.offset(i) as usize..][..manifest.chunk_len(i)].to_vec();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (recycle, _recycled) = tokio::sync::mpsc::unbounded_channel();
+        let written = Written { bad: AtomicU64::new(NONE), ..Default::default() };
+        let mut tampered = chunk(1);
+        tampered[0] ^= 1;
+        for message in [
+            ToWriter::Chunk(0, chunk(0)),
+            ToWriter::Chunk(1, tampered),
+            // Sent before the reader learnt of the bad chunk: dropped.
+            ToWriter::Chunk(2, chunk(2)),
+            ToWriter::Chunk(1, chunk(1)),
+            ToWriter::Chunk(2, chunk(2)),
+            ToWriter::Chunk(3, chunk(3)),
+        ] {
+            tx.try_send(message).ok().unwrap();
+        }
+        drop(tx);
+        write_chunks(file, &manifest, first, rx, recycle, &written).unwrap();
+        assert_eq!(written.bad.load(Ordering::Relaxed), 1);
+        assert_eq!(written.rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(written.bytes.load(Ordering::Relaxed), manifest.size);
+        assert_eq!(std::fs::read(&dest).unwrap(), original);
+    }
+
+    #[test]
+    fn file_bundles_serve_what_they_hold_and_name_what_they_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        std::fs::write(&path, data(10_000)).unwrap();
+        let bundles = FileBundles::default();
+        let manifest = bundles.add(B256::repeat_byte(1), &path, CHUNK).unwrap();
+        assert_eq!(manifest.count(), 3);
+        let peer = PeerId::random();
+        assert_eq!(bundles.serve(&peer, B256::repeat_byte(1)).unwrap().path, path);
+        let error = bundles.serve(&peer, B256::repeat_byte(2)).unwrap_err();
+        assert_eq!(error.code, wire::ErrorCode::NotFound as i32);
+        assert!(error.message.contains("does not hold"), "{}", error.message);
+    }
 }

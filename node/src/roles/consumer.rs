@@ -382,7 +382,7 @@ impl Consumer {
         let provider = network
             .connect_node(&services.state, row.provider, Duration::from_secs(15))
             .await
-            .map_err(ConsumerError::Unavailable)?;
+            .map_err(|e| ConsumerError::Unavailable(e.to_string()))?;
         let wrapped = self.wrapped_key(&order, bundle_id, provider).await?;
         let dek = wrap::unwrap_dek(self.inner.key.secret_bytes(), &wrapped)
             .map_err(|e| ConsumerError::Mismatch(e.to_string()))?;

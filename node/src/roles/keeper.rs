@@ -351,7 +351,10 @@ impl Keeper {
             .collect();
         let asks = providers.into_iter().map(|provider| async move {
             let result = async {
-                let peer = network.connect_node(&services.state, provider, Duration::from_secs(10)).await?;
+                let peer = network
+                    .connect_node(&services.state, provider, Duration::from_secs(10))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let request = wire::RecordsRequest { user_id: user.to_vec(), public_key: public_key.to_vec() };
                 match network.request(peer, wire::request::Body::Records(request)).await {
                     Ok(wire::Response { body: Some(wire::response::Body::Records(records)), .. }) => Ok(records),

@@ -20,7 +20,6 @@ use airbloc_node::{
     },
     keys::NodeKey,
     mined,
-    p2p::transfer::FileBundles,
     roles::body,
     test_utils::{dev_key, signing_provider},
 };
@@ -33,7 +32,7 @@ use alloy::{
     signers::SignerSync,
     sol_types::SolStruct,
 };
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,9 +110,7 @@ async fn a_delivery_that_does_not_match_the_chain_is_disputed_and_refunded() {
         &cancel,
     )
     .await;
-    let files = Arc::new(FileBundles::default());
-    files.add(bundle, &path, manifest.chunk_size).unwrap();
-    fake.network.set_bundle_source(files);
+    fake.bundles.add(bundle, &path, manifest.chunk_size).unwrap();
     indexed(&[&fake], block).await;
     super::world::wait_indexed(&w.consumer_node, block + 1).await;
 

@@ -5,7 +5,7 @@ use airbloc_node::{
     chain::{
         ChainServices, Deployment,
         contracts::{AppRegistry, DataRegistry, DataTypeRegistry, NodeRegistry, roles},
-        indexer::{Indexer, IndexerConfig},
+        indexer::{Indexer, IndexerConfig, IndexerHandle},
         outbox::{Outbox, OutboxConfig},
         state::ChainState,
     },
@@ -38,6 +38,8 @@ pub(crate) struct TestNode {
     pub(crate) key: NodeKey,
     pub(crate) network: p2p::Network,
     pub(crate) services: Option<ChainServices>,
+    /// What the node serves over the transfer protocol; files can be added while it runs.
+    pub(crate) bundles: Arc<FileBundles>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,24 +49,27 @@ impl TestNode {
     }
 
     async fn addr(&self) -> libp2p::Multiaddr {
-        for _ in 0..200 {
-            if let Some(addr) = self.network.listening().await.into_iter().next() {
-                return addr.with(libp2p::multiaddr::Protocol::P2p(self.peer()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("node never listened");
+        let addrs = tokio::time::timeout(Duration::from_secs(4), self.network.listen_addrs()).await;
+        let addr = addrs.expect("node listens in time").into_iter().next().expect("a listen address");
+        addr.with(libp2p::multiaddr::Protocol::P2p(self.peer()))
     }
 
+    /// Waits for `n` connected peers, woken by connection events.
     async fn wait_for_peers(&self, n: usize, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let peers = self.network.peers().await.len();
-            if peers >= n {
-                return;
+        let mut events = self.network.events();
+        let wait = async {
+            loop {
+                let peers = self.network.peers().await.len();
+                if peers >= n {
+                    return;
+                }
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = events.recv().await {
+                    panic!("the network stopped");
+                }
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {peers} of {n} peers connected");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if tokio::time::timeout(within, wait).await.is_err() {
+            panic!("only {} of {n} peers connected", self.network.peers().await.len());
         }
     }
 }
@@ -95,6 +100,7 @@ pub(crate) async fn chain_node(
         IndexerConfig { poll_interval: Duration::from_millis(100), ..Default::default() },
     )
     .unwrap();
+    let indexed = index_progress(&handle, cancel);
     tokio::spawn(indexer.run(cancel.clone()));
     let services = ChainServices {
         deployment: Arc::new(deployment.clone()),
@@ -109,21 +115,51 @@ pub(crate) async fn chain_node(
         request_timeout: Duration::from_secs(5),
         ..Default::default()
     };
-    let network = start(&key, &config, Admission::Chain(state), cancel);
-    TestNode { key, network, services: Some(services), _dir: dir }
+    let (network, bundles) = start(&key, &config, Admission::Chain(state), Some(indexed), cancel);
+    TestNode { key, network, services: Some(services), bundles, _dir: dir }
+}
+
+/// The indexer's last indexed block as the network follows it.
+fn index_progress(indexer: &IndexerHandle, cancel: &CancellationToken) -> tokio::sync::watch::Receiver<u64> {
+    let mut progress = indexer.subscribe();
+    let (tx, rx) = tokio::sync::watch::channel(progress.borrow().indexed);
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let block = progress.borrow_and_update().indexed;
+            tx.send_if_modified(|at| std::mem::replace(at, block) != block);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = progress.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    rx
 }
 
 /// A node that admits everyone (a bootnode, or a transfer test without a chain).
 fn open_node(key: NodeKey, config: NetworkConfig, cancel: &CancellationToken) -> TestNode {
-    let network = start(&key, &config, Admission::Open, cancel);
-    TestNode { key, network, services: None, _dir: tempfile::tempdir().unwrap() }
+    let (network, bundles) = start(&key, &config, Admission::Open, None, cancel);
+    TestNode { key, network, services: None, bundles, _dir: tempfile::tempdir().unwrap() }
 }
 
-fn start(key: &NodeKey, config: &NetworkConfig, admission: Admission, cancel: &CancellationToken) -> p2p::Network {
+/// Builds a node's network serving a [`FileBundles`] and no role requests, and runs it.
+fn start(
+    key: &NodeKey,
+    config: &NetworkConfig,
+    admission: Admission,
+    indexed: Option<tokio::sync::watch::Receiver<u64>>,
+    cancel: &CancellationToken,
+) -> (p2p::Network, Arc<FileBundles>) {
     let mut registry = prometheus_client::registry::Registry::default();
-    let (network, event_loop) = p2p::start(key.libp2p_keypair(), config, admission, &mut registry).unwrap();
-    tokio::spawn(event_loop.run(cancel.clone()));
-    network
+    let (network, mut builder) = p2p::build(config, key.libp2p_keypair(), admission, &mut registry).unwrap();
+    if let Some(indexed) = indexed {
+        builder = builder.index_progress(indexed);
+    }
+    let bundles = Arc::new(FileBundles::default());
+    let handlers = p2p::Handlers { requests: None, bundles: Some(bundles.clone()) };
+    tokio::spawn(builder.start(handlers).run(cancel.clone()));
+    (network, bundles)
 }
 
 /// Registers `keys` as nodes on chain; returns the last block.
@@ -274,11 +310,9 @@ async fn unregistered_and_deactivated_nodes_get_no_application_traffic() {
     let b = chain_node(&anvil, &deployment, kb, vec![], &cancel).await;
     let c = chain_node(&anvil, &deployment, kc, vec![], &cancel).await;
     indexed(&[&a, &b, &c], block).await;
-    let bundles = Arc::new(FileBundles::default());
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), vec![7u8; 100_000]).unwrap();
-    let manifest = bundles.add(B256::repeat_byte(1), file.path(), 16 * 1024).unwrap();
-    a.network.set_bundle_source(bundles);
+    let manifest = a.bundles.add(B256::repeat_byte(1), file.path(), 16 * 1024).unwrap();
 
     let a_addr = a.addr().await;
     let mut a_events = a.network.events();
@@ -464,8 +498,7 @@ async fn malformed_frames_silent_streams_and_unknown_bundles_get_clear_errors() 
     assert_eq!(error.code, wire::ErrorCode::NotFound as i32);
     assert!(error.message.contains("no bundles") || error.message.contains("does not hold"), "{}", error.message);
     // A bundle id of the wrong length.
-    let server_bundles = Arc::new(FileBundles::default());
-    server.network.set_bundle_source(server_bundles.clone());
+    let server_bundles = server.bundles.clone();
     let mut stream = client.network.open_stream(peer, transfer::PROTOCOL).await.unwrap();
     codec::write_frame(&mut stream, &wire::TransferRequest { bundle_id: vec![1; 3], from_chunk: 0 }).await.unwrap();
     let header: wire::TransferHeader = codec::read_frame(&mut stream, 4096).await.unwrap();
@@ -548,9 +581,7 @@ async fn a_1_gib_transfer_survives_a_broken_connection_and_a_restart_and_refetch
     let original = dir.path().join("bundle.bin");
     pattern_file(&original, SIZE + 12345);
     let bundle = B256::repeat_byte(0xb0);
-    let good_bundles = Arc::new(FileBundles::default());
-    let manifest = good_bundles.add(bundle, &original, airbloc_node::crypto::chunks::DEFAULT_CHUNK_SIZE).unwrap();
-    good.network.set_bundle_source(good_bundles);
+    let manifest = good.bundles.add(bundle, &original, airbloc_node::crypto::chunks::DEFAULT_CHUNK_SIZE).unwrap();
     // The bad holder serves a copy with one byte changed in chunk 700.
     let tampered = dir.path().join("tampered.bin");
     std::fs::copy(&original, &tampered).unwrap();
@@ -559,9 +590,7 @@ async fn a_1_gib_transfer_survives_a_broken_connection_and_a_restart_and_refetch
         let file = std::fs::OpenOptions::new().write(true).open(&tampered).unwrap();
         file.write_all_at(&[0x42 ^ 0xff], 700 * (1 << 20) + 17).unwrap();
     }
-    let bad_bundles = Arc::new(FileBundles::default());
-    bad_bundles.insert(bundle, transfer::ServedBundle { path: tampered, manifest: manifest.clone() });
-    bad.network.set_bundle_source(bad_bundles);
+    bad.bundles.insert(bundle, transfer::ServedBundle { path: tampered, manifest: manifest.clone() });
     for holder in [&good, &bad] {
         consumer.network.dial(holder.addr().await).await.unwrap();
     }

@@ -244,7 +244,7 @@ impl Provider {
         let peer = network
             .connect_node(&services.state, order.consumer, std::time::Duration::from_secs(10))
             .await
-            .map_err(ProviderError::Unavailable)?;
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         for (bundle_id, wrapped_key) in &delivery.wrapped {
             let body = wire::request::Body::KeyDelivery(delivery.message(order_id, *bundle_id, wrapped_key.clone()));
             network.request(peer, body).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
