@@ -649,6 +649,8 @@ impl Outbox {
                     wait
                 }
             };
+            // Time is the point: the receipt poll interval, or the back-off after an outage; a new
+            // intent wakes the sender at once.
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.inner.wake.notified() => {}

@@ -343,6 +343,7 @@ pub async fn fetch(
                     attempts = 0;
                 } else {
                     debug!(target: "p2p::transfer", %peer, %reason, attempts, "stream broke; resuming");
+                    // Time is the point: back off before resuming from the same peer.
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
                 }
             }
