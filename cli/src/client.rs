@@ -3,7 +3,6 @@
 
 use crate::{Failure, exit};
 use airbloc_proto::BearerInterceptor;
-use alloy::primitives::{U256, utils::parse_units};
 use clap::Args;
 use std::path::PathBuf;
 use tonic::transport::Channel;
@@ -108,11 +107,15 @@ pub(crate) fn status_failure(status: tonic::Status) -> Failure {
         tonic::Code::Aborted => exit::CHAIN,
         tonic::Code::DataLoss => exit::MISMATCH,
         tonic::Code::Unimplemented => {
+            let detail = match status.message() {
+                "" => String::new(),
+                message => format!(" ({message})"),
+            };
             return Failure::new(
                 exit::USAGE,
                 format!(
-                    "this node does not run the role for that command ({}) — point --datadir at a node with it",
-                    status.message()
+                    "this node does not run the role this command needs (provider, consumer or keeper){detail} — \
+                     point --datadir or --grpc at a node that runs it"
                 ),
             );
         }
@@ -136,26 +139,6 @@ pub(crate) fn parse_id(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
 /// An id as 0x-prefixed hex.
 pub(crate) fn hex_id(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
-}
-
-/// An amount: a decimal with an optional unit (`1.5eth`, `20gwei`, `1000wei`); without a unit
-/// it is in whole tokens of 18 decimals (ETH).
-pub(crate) fn parse_amount(text: &str) -> Result<U256, Failure> {
-    let text = text.trim().to_lowercase();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&text[..i], &text[i..]),
-        None => (text.as_str(), "ether"),
-    };
-    let unit = match unit {
-        "eth" | "ether" => "ether",
-        other => other,
-    };
-    parse_units(number.trim(), unit).map(Into::into).map_err(|e| {
-        Failure::new(
-            exit::USAGE,
-            format!("amount `{text}` is not a number with a unit like 1.5eth, 20gwei, 100wei: {e}"),
-        )
-    })
 }
 
 /// Prints `value` as JSON with `--json`, else runs `human`.
