@@ -78,8 +78,8 @@ fn scale(text: &str, number: &str, decimals: u8) -> Result<U256, AmountError> {
 /// An ETH amount in wei: `1eth`, `0.5 eth`, `20gwei`, `100wei`, `1.5` (ETH).
 pub(crate) fn parse_eth(text: &str) -> Result<U256, AmountError> {
     let (number, unit) = split(text)?;
-    let decimals =
-        eth_unit_decimals(&unit).ok_or_else(|| AmountError::UnknownUnit { text: text.to_owned(), unit: unit.clone() })?;
+    let decimals = eth_unit_decimals(&unit)
+        .ok_or_else(|| AmountError::UnknownUnit { text: text.to_owned(), unit: unit.clone() })?;
     scale(text, number, decimals)
 }
 

@@ -1,6 +1,7 @@
 //! `airbloc offer …`, `airbloc order …` and `airbloc download`: selling through a provider
 //! node, buying and fetching through a consumer node.
 
+use crate::amount;
 use crate::{
     Failure, client,
     client::{Connection, hex_id, output, parse_id, status_failure},
@@ -10,7 +11,6 @@ use airbloc_proto::v1::{
     CreateOfferRequest, DownloadRequest, GetOrderRequest, ListOffersRequest, OrderAction, OrderInfo, PlaceOrderRequest,
     consumer_client::ConsumerClient, provider_client::ProviderClient, registry_client::RegistryClient,
 };
-use crate::amount;
 use alloy::primitives::{Address, U256};
 use clap::Subcommand;
 use std::{io::IsTerminal, path::PathBuf};
@@ -197,12 +197,7 @@ pub(crate) async fn run_offer(cmd: OfferCommand, json: bool) -> Result<(), Failu
                         (Ok(units), false) => format!("{} of token {}", amount::format_units(units, 18), o.token),
                         (Err(_), _) => o.price.clone(),
                     };
-                    println!(
-                        "{}  {price}  {} bundle(s) from {}",
-                        hex_id(&o.offer_id),
-                        o.bundle_ids.len(),
-                        o.provider
-                    );
+                    println!("{}  {price}  {} bundle(s) from {}", hex_id(&o.offer_id), o.bundle_ids.len(), o.provider);
                 }
             });
         }

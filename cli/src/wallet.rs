@@ -4,9 +4,8 @@
 //! writes, kept in one directory (`--dir`, default `~/.airbloc/keystores`).
 
 use crate::{
-    Failure,
+    Failure, amount,
     chain::{RpcArgs, send},
-    amount,
     client::output,
     exit,
 };
@@ -392,7 +391,13 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
             output(
                 json,
                 serde_json::json!({ "tx": receipt.transaction_hash.to_string(), "block": receipt.block_number }),
-                || println!("sent {} to {to} in {}", amount::format_token(amount, decimals, &unit), receipt.transaction_hash),
+                || {
+                    println!(
+                        "sent {} to {to} in {}",
+                        amount::format_token(amount, decimals, &unit),
+                        receipt.transaction_hash
+                    )
+                },
             );
         }
     }
