@@ -53,6 +53,9 @@ fn split(text: &str) -> Result<(&str, String), AmountError> {
     }
     let trimmed = trimmed.strip_prefix('+').unwrap_or(trimmed);
     let at = trimmed.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(trimmed.len());
+    if trimmed[..at].trim().is_empty() {
+        return Err(AmountError::NotANumber(text.to_owned()));
+    }
     Ok((trimmed[..at].trim(), trimmed[at..].trim().to_ascii_lowercase()))
 }
 
@@ -142,6 +145,7 @@ mod tests {
         assert!(matches!(parse_eth("5 dollars"), Err(AmountError::UnknownUnit { .. })));
         assert!(matches!(parse_eth("1.2.3eth"), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse_eth("eth"), Err(AmountError::NotANumber(_))));
+        assert!(matches!(parse_eth("five"), Err(AmountError::NotANumber(_))));
         assert!(matches!(parse_eth("  "), Err(AmountError::Empty(_))));
         let message = parse_eth("0.0000000000000000001eth").unwrap_err().to_string();
         assert!(message.contains("18 decimal places"), "{message}");

@@ -15,7 +15,7 @@ pub(crate) struct Connection {
     #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR", help_heading = "Node")]
     pub datadir: Option<PathBuf>,
     /// gRPC endpoint, e.g. http://127.0.0.1:9640 (default: from the data dir).
-    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL", help_heading = "Node")]
+    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL", help_heading = "Node", value_parser = grpc_url)]
     pub grpc: Option<String>,
     /// File holding the node's bearer token (default: from the data dir).
     #[arg(long, env = "AIRBLOC_TOKEN_FILE", value_name = "FILE", help_heading = "Node")]
@@ -97,6 +97,15 @@ macro_rules! client {
     }};
 }
 
+/// A gRPC endpoint; `127.0.0.1:9645` as `node.json` writes it means `http://127.0.0.1:9645`.
+fn grpc_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the gRPC endpoint is empty; give HOST:PORT or http://HOST:PORT".to_owned());
+    }
+    Ok(if text.contains("://") { text.to_owned() } else { format!("http://{text}") })
+}
+
 /// A gRPC error as a failure with its exit code.
 pub(crate) fn status_failure(status: tonic::Status) -> Failure {
     let code = match status.code() {
@@ -147,5 +156,15 @@ pub(crate) fn output(json: bool, value: serde_json::Value, human: impl FnOnce())
         println!("{value:#}");
     } else {
         human();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_grpc_endpoint_without_scheme_is_http() {
+        assert_eq!(super::grpc_url("127.0.0.1:9645").unwrap(), "http://127.0.0.1:9645");
+        assert_eq!(super::grpc_url("https://node.example:443").unwrap(), "https://node.example:443");
+        assert!(super::grpc_url(" ").is_err());
     }
 }
