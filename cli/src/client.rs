@@ -3,7 +3,6 @@
 
 use crate::{Failure, exit};
 use airbloc_proto::BearerInterceptor;
-use alloy::primitives::{U256, utils::parse_units};
 use clap::Args;
 use std::path::PathBuf;
 use tonic::transport::Channel;
@@ -16,7 +15,7 @@ pub(crate) struct Connection {
     #[arg(long, env = "AIRBLOC_DATADIR", value_name = "DIR", help_heading = "Node")]
     pub datadir: Option<PathBuf>,
     /// gRPC endpoint, e.g. http://127.0.0.1:9640 (default: from the data dir).
-    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL", help_heading = "Node")]
+    #[arg(long, env = "AIRBLOC_GRPC", value_name = "URL", help_heading = "Node", value_parser = grpc_url)]
     pub grpc: Option<String>,
     /// File holding the node's bearer token (default: from the data dir).
     #[arg(long, env = "AIRBLOC_TOKEN_FILE", value_name = "FILE", help_heading = "Node")]
@@ -98,6 +97,15 @@ macro_rules! client {
     }};
 }
 
+/// A gRPC endpoint; `127.0.0.1:9645` as `node.json` writes it means `http://127.0.0.1:9645`.
+fn grpc_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the gRPC endpoint is empty; give HOST:PORT or http://HOST:PORT".to_owned());
+    }
+    Ok(if text.contains("://") { text.to_owned() } else { format!("http://{text}") })
+}
+
 /// A gRPC error as a failure with its exit code.
 pub(crate) fn status_failure(status: tonic::Status) -> Failure {
     let code = match status.code() {
@@ -108,11 +116,15 @@ pub(crate) fn status_failure(status: tonic::Status) -> Failure {
         tonic::Code::Aborted => exit::CHAIN,
         tonic::Code::DataLoss => exit::MISMATCH,
         tonic::Code::Unimplemented => {
+            let detail = match status.message() {
+                "" => String::new(),
+                message => format!(" ({message})"),
+            };
             return Failure::new(
                 exit::USAGE,
                 format!(
-                    "this node does not run the role for that command ({}) — point --datadir at a node with it",
-                    status.message()
+                    "this node does not run the role this command needs (provider, consumer or keeper){detail} — \
+                     point --datadir or --grpc at a node that runs it"
                 ),
             );
         }
@@ -138,31 +150,21 @@ pub(crate) fn hex_id(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
-/// An amount: a decimal with an optional unit (`1.5eth`, `20gwei`, `1000wei`); without a unit
-/// it is in whole tokens of 18 decimals (ETH).
-pub(crate) fn parse_amount(text: &str) -> Result<U256, Failure> {
-    let text = text.trim().to_lowercase();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&text[..i], &text[i..]),
-        None => (text.as_str(), "ether"),
-    };
-    let unit = match unit {
-        "eth" | "ether" => "ether",
-        other => other,
-    };
-    parse_units(number.trim(), unit).map(Into::into).map_err(|e| {
-        Failure::new(
-            exit::USAGE,
-            format!("amount `{text}` is not a number with a unit like 1.5eth, 20gwei, 100wei: {e}"),
-        )
-    })
-}
-
 /// Prints `value` as JSON with `--json`, else runs `human`.
 pub(crate) fn output(json: bool, value: serde_json::Value, human: impl FnOnce()) {
     if json {
         println!("{value:#}");
     } else {
         human();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_grpc_endpoint_without_scheme_is_http() {
+        assert_eq!(super::grpc_url("127.0.0.1:9645").unwrap(), "http://127.0.0.1:9645");
+        assert_eq!(super::grpc_url("https://node.example:443").unwrap(), "https://node.example:443");
+        assert!(super::grpc_url(" ").is_err());
     }
 }

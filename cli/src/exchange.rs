@@ -1,16 +1,17 @@
 //! `airbloc offer …`, `airbloc order …` and `airbloc download`: selling through a provider
 //! node, buying and fetching through a consumer node.
 
+use crate::amount;
 use crate::{
     Failure, client,
-    client::{Connection, hex_id, output, parse_amount, parse_id, status_failure},
+    client::{Connection, hex_id, output, parse_id, status_failure},
     exit,
 };
 use airbloc_proto::v1::{
     CreateOfferRequest, DownloadRequest, GetOrderRequest, ListOffersRequest, OrderAction, OrderInfo, PlaceOrderRequest,
     consumer_client::ConsumerClient, provider_client::ProviderClient, registry_client::RegistryClient,
 };
-use alloy::primitives::{Address, utils::format_ether};
+use alloy::primitives::{Address, U256};
 use clap::Subcommand;
 use std::{io::IsTerminal, path::PathBuf};
 
@@ -38,9 +39,12 @@ pub(crate) enum OfferCommand {
         /// Bundle id (repeat for several).
         #[arg(long = "bundle", required = true)]
         bundles: Vec<String>,
-        /// Price with a unit (0.01eth, 5gwei, 100wei; whole 18-decimal tokens without one).
-        #[arg(long)]
-        price: String,
+        /// Price with a unit (0.01eth, 5gwei, 100wei); with --token, in whole 18-decimal tokens.
+        #[arg(long, required_unless_present = "free")]
+        price: Option<String>,
+        /// Offer at no charge (a zero price is refused without this flag).
+        #[arg(long, conflicts_with = "price")]
+        free: bool,
         /// Payment token (ERC-20 address); ETH when absent.
         #[arg(long)]
         token: Option<Address>,
@@ -118,7 +122,10 @@ fn print_order(json: bool, o: &OrderInfo) {
     output(json, order_json(o), || {
         println!("order      {}", hex_id(&o.order_id));
         println!("status     {}{}", o.status, if o.key_received { " (key received)" } else { "" });
-        println!("amount     {}", o.amount_wei);
+        match o.amount_wei.parse::<U256>() {
+            Ok(wei) => println!("amount     {}", amount::format_eth(wei)),
+            Err(_) => println!("amount     {} wei", o.amount_wei),
+        }
         for b in &o.bundle_ids {
             println!("bundle     {}", hex_id(b));
         }
@@ -127,11 +134,32 @@ fn print_order(json: bool, o: &OrderInfo) {
 
 pub(crate) async fn run_offer(cmd: OfferCommand, json: bool) -> Result<(), Failure> {
     match cmd {
-        OfferCommand::Create { bundles, price, token, consumer, delivery_window, dispute_window, expires_in, conn } => {
+        OfferCommand::Create {
+            bundles,
+            price,
+            free,
+            token,
+            consumer,
+            delivery_window,
+            dispute_window,
+            expires_in,
+            conn,
+        } => {
             let bundle_ids = bundles.iter().map(|b| parse_id(b, "bundle id")).collect::<Result<Vec<_>, _>>()?;
+            let price = match (&price, token) {
+                (None, _) => U256::ZERO,
+                (Some(text), None) => amount::parse_eth(text)?,
+                (Some(text), Some(_)) => amount::parse_token(text, 18, "")?,
+            };
+            if price.is_zero() && !free {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    "a zero price gives the data away; pass --free instead of --price to mean it",
+                ));
+            }
             let request = CreateOfferRequest {
                 bundle_ids,
-                price_wei: parse_amount(&price)?.to_string(),
+                price_wei: price.to_string(),
                 consumer: consumer.map(|c| c.to_string()).unwrap_or_default(),
                 delivery_window_secs: delivery_window,
                 dispute_window_secs: dispute_window,
@@ -164,18 +192,12 @@ pub(crate) async fn run_offer(cmd: OfferCommand, json: bool) -> Result<(), Failu
                     println!("no open offers");
                 }
                 for o in &offers {
-                    let price = o
-                        .price
-                        .parse::<alloy::primitives::U256>()
-                        .map(format_ether)
-                        .unwrap_or_else(|_| o.price.clone());
-                    let unit = if o.token.is_empty() { "ETH".to_owned() } else { format!("of token {}", o.token) };
-                    println!(
-                        "{}  {price} {unit}  {} bundle(s) from {}",
-                        hex_id(&o.offer_id),
-                        o.bundle_ids.len(),
-                        o.provider
-                    );
+                    let price = match (o.price.parse::<U256>(), o.token.is_empty()) {
+                        (Ok(wei), true) => amount::format_eth(wei),
+                        (Ok(units), false) => format!("{} of token {}", amount::format_units(units, 18), o.token),
+                        (Err(_), _) => o.price.clone(),
+                    };
+                    println!("{}  {price}  {} bundle(s) from {}", hex_id(&o.offer_id), o.bundle_ids.len(), o.provider);
                 }
             });
         }

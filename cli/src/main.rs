@@ -1,6 +1,7 @@
 //! `airbloc` — command-line client for airbloc nodes.
 
 mod admin;
+mod amount;
 mod chain;
 mod client;
 mod data;
@@ -110,7 +111,26 @@ impl Failure {
     }
 }
 
+/// A reader that stopped reading (`airbloc --json offer list | head -1`) ends the program
+/// quietly with exit 0: `println!` panics on a closed stdout, and that panic is not a failure.
+fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(exit::OK));
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

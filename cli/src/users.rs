@@ -60,14 +60,18 @@ pub(crate) enum UserCommand {
         #[command(flatten)]
         conn: Connection,
     },
-    /// What providers may have without asking the user again (at the keeper).
+    /// What providers may have without asking the user again (at the keeper). Without
+    /// --grant or --clear it only shows the policy.
     ///
     /// Example: airbloc user policy alice@example.com --grant collect:fitness --grant exchange:fitness:daily-steps
     Policy {
         identity: String,
-        /// ACTION[:APP[:DATA_TYPE]]; names or 0x ids; missing parts mean any.
+        /// ACTION[:APP[:DATA_TYPE]]; names or 0x ids; missing parts mean any. Replaces the policy.
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// Remove every grant.
+        #[arg(long, conflicts_with = "grants")]
+        clear: bool,
         #[command(flatten)]
         conn: Connection,
     },
@@ -201,6 +205,15 @@ fn print_account(json: bool, a: &airbloc_proto::v1::Account) {
         }
         println!("controller {}", if a.controller.is_empty() { "-" } else { &a.controller });
         println!("grants     {}", a.policy.len());
+        for g in &a.policy {
+            let part = |id: &[u8]| if id.is_empty() { "any".to_owned() } else { hex_id(id) };
+            println!(
+                "  {:<8} app {}  data type {}",
+                if g.action == 0 { "collect" } else { "exchange" },
+                part(&g.app_id),
+                part(&g.data_type_id)
+            );
+        }
     });
 }
 
@@ -312,11 +325,16 @@ pub(crate) async fn run_user(cmd: UserCommand, json: bool) -> Result<(), Failure
                 },
             );
         }
-        UserCommand::Policy { identity, grants, conn } => {
+        UserCommand::Policy { identity, grants, clear, conn } => {
             let grants = grants.iter().map(|g| parse_grant(g)).collect::<Result<Vec<_>, _>>()?;
             let mut keeper = client!(conn, KeeperClient);
-            let account =
-                keeper.set_policy(SetPolicyRequest { identity, grants }).await.map_err(status_failure)?.into_inner();
+            let account = if grants.is_empty() && !clear {
+                keeper.get_account(IdentityRequest { identity }).await
+            } else {
+                keeper.set_policy(SetPolicyRequest { identity, grants }).await
+            }
+            .map_err(status_failure)?
+            .into_inner();
             print_account(json, &account);
         }
         UserCommand::Unlock { identity, owner, conn } => {

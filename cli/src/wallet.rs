@@ -4,9 +4,9 @@
 //! writes, kept in one directory (`--dir`, default `~/.airbloc/keystores`).
 
 use crate::{
-    Failure,
+    Failure, amount,
     chain::{RpcArgs, send},
-    client::{output, parse_amount},
+    client::output,
     exit,
 };
 use airbloc_eth::{
@@ -14,7 +14,7 @@ use airbloc_eth::{
     keys::{self, KeyError, NodeKey},
 };
 use alloy::{
-    primitives::{Address, U256, utils::format_ether},
+    primitives::{Address, U256},
     providers::Provider,
     sol_types::SolCall,
 };
@@ -197,7 +197,8 @@ pub(crate) enum WalletCommand {
     Send {
         #[arg(long)]
         to: Address,
-        /// Amount with a unit: 1.5eth, 20gwei, 100wei (without a unit: whole 18-decimal tokens).
+        /// Amount with a unit: 1.5eth, 20gwei, 100wei (ETH without one); with --token, in the
+        /// token's units (decimals read from the token).
         #[arg(long)]
         amount: String,
         #[arg(long)]
@@ -209,6 +210,16 @@ pub(crate) enum WalletCommand {
         #[command(flatten)]
         rpc: RpcArgs,
     },
+}
+
+/// The decimals and symbol an ERC-20 reports about itself.
+async fn token_units<P: alloy::providers::Provider>(provider: &P, token: Address) -> Result<(u8, String), Failure> {
+    let erc20 = IERC20::new(token, provider);
+    let decimals = erc20.decimals().call().await.map_err(|e| {
+        Failure::new(exit::CHAIN, format!("{token} does not answer decimals() as an ERC-20 does; is it a token? ({e})"))
+    })?;
+    let symbol = erc20.symbol().call().await.unwrap_or_else(|_| format!("tokens of {token}"));
+    Ok((decimals, symbol))
 }
 
 /// Where a new keystore for `address` goes: `<dir>/<name or address>.json`, not yet taken.
@@ -315,10 +326,11 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
         }
         WalletCommand::Balance { address, token, rpc } => {
             let provider = rpc.connect(None).await?;
-            let (balance, unit) = match token {
+            let (balance, unit, decimals) = match token {
                 None => (
                     provider.get_balance(address).await.map_err(|e| Failure::new(exit::CHAIN, e.to_string()))?,
                     "ETH".to_owned(),
+                    18,
                 ),
                 Some(token) => {
                     let erc20 = IERC20::new(token, &provider);
@@ -326,20 +338,24 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
                         erc20.balanceOf(address).call().await.map_err(|e| {
                             Failure::new(exit::CHAIN, format!("{token} does not answer as an ERC-20: {e}"))
                         })?;
-                    let symbol = erc20.symbol().call().await.unwrap_or_else(|_| "tokens".into());
-                    (balance, symbol)
+                    let (decimals, symbol) = token_units(&provider, token).await?;
+                    (balance, symbol, decimals)
                 }
             };
             output(
                 json,
                 serde_json::json!({ "address": address.to_string(), "balance": balance.to_string(), "unit": unit, "token": token.map(|t| t.to_string()) }),
-                || println!("{} {unit}", format_ether(balance)),
+                || println!("{}", amount::format_token(balance, decimals, &unit)),
             );
         }
         WalletCommand::Credits { address, token, chain } => {
             let (provider, deployment) = chain.connect(None).await?;
             let exchange =
                 airbloc_eth::contracts::Exchange::new(crate::chain::contract(&deployment, "Exchange")?, &provider);
+            let (decimals, unit) = match token {
+                None => (18, "ETH".to_owned()),
+                Some(token) => token_units(&provider, token).await?,
+            };
             let credits = exchange
                 .credits(address, token.unwrap_or(Address::ZERO))
                 .call()
@@ -348,13 +364,23 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
             output(
                 json,
                 serde_json::json!({ "address": address.to_string(), "credits": credits.to_string(), "token": token.map(|t| t.to_string()) }),
-                || println!("{} {}", format_ether(credits), if token.is_some() { "tokens" } else { "ETH" }),
+                || println!("{}", amount::format_token(credits, decimals, &unit)),
             );
         }
         WalletCommand::Send { to, amount, token, key, password, rpc } => {
-            let amount = parse_amount(&amount)?;
             let key = key.load(&password)?;
             let provider = rpc.connect(Some(&key)).await?;
+            let (decimals, unit) = match token {
+                None => (18, "ETH".to_owned()),
+                Some(token) => token_units(&provider, token).await?,
+            };
+            let amount = match token {
+                None => amount::parse_eth(&amount)?,
+                Some(_) => amount::parse_token(&amount, decimals, &unit)?,
+            };
+            if amount.is_zero() {
+                return Err(Failure::new(exit::USAGE, "the amount is zero; nothing to send"));
+            }
             let receipt = match token {
                 None => send(&provider, to, Vec::new(), amount).await?,
                 Some(token) => {
@@ -365,7 +391,13 @@ pub(crate) async fn run(cmd: WalletCommand, json: bool) -> Result<(), Failure> {
             output(
                 json,
                 serde_json::json!({ "tx": receipt.transaction_hash.to_string(), "block": receipt.block_number }),
-                || println!("sent {} to {to} in {}", format_ether(amount), receipt.transaction_hash),
+                || {
+                    println!(
+                        "sent {} to {to} in {}",
+                        amount::format_token(amount, decimals, &unit),
+                        receipt.transaction_hash
+                    )
+                },
             );
         }
     }

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod admin;
+mod amounts;
 mod chain_admin;
 mod node;
 mod story;

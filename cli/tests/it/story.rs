@@ -285,6 +285,11 @@ fn the_whole_story_through_the_cli() {
         &["user", "policy", "alice@example.com", "--grant", "collect:fitness", "--grant", "exchange:fitness"],
         &keeper,
     );
+    // Reading the policy leaves it as it was.
+    for _ in 0..2 {
+        let read = call(&["user", "policy", "alice@example.com"], &keeper);
+        assert_eq!(read["policy"].as_array().map(Vec::len), Some(2), "a read keeps both grants: {read}");
+    }
     call(
         &[
             "consent",
