@@ -8,6 +8,7 @@
 //!   block a second, vs a plain sequential sender (pre-assigned nonces) in the same run.
 //!
 //! Run: `cargo bench -p airbloc-node --bench chain` (add `-- --quick` for smaller figures).
+#![allow(clippy::unwrap_used)] // a benchmark stops loudly on any failure
 
 use airbloc_node::{
     chain::{

@@ -7,6 +7,7 @@
 //! verification, decryption, NDJSON written).
 //!
 //! Run: `cargo bench -p airbloc-node --bench exchange` (add `-- --quick` for 10 MiB).
+#![allow(clippy::unwrap_used)] // a benchmark stops loudly on any failure
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/it/support.rs"]

@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench -p airbloc-node --bench p2p` (add `-- --quick` for 256 MiB transfers, or
 //! `-- transfer` / `propagation` / `memory` for one part).
+#![allow(clippy::unwrap_used)] // a benchmark stops loudly on any failure
 
 use airbloc_node::{
     crypto::chunks::DEFAULT_CHUNK_SIZE,

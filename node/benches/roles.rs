@@ -3,6 +3,7 @@
 //! loopback vs the same ingestion called in process. Also the time to seal them into a bundle.
 //!
 //! Run: `cargo bench -p airbloc-node --bench roles` (add `-- --quick` for 20,000 records).
+#![allow(clippy::unwrap_used)] // a benchmark stops loudly on any failure
 
 use airbloc_node::{
     api::ProviderService,

@@ -1,5 +1,5 @@
 //! Integration tests of the `airbloc` binary against a real anvil and a real airblocd.
-
+#![allow(clippy::unwrap_used)] // a test stops loudly on any failure
 #![allow(unreachable_pub)]
 
 mod admin;

@@ -7,6 +7,7 @@
 //! - ECIES key wraps and unwraps per second.
 //!
 //! Run: `cargo bench -p airbloc-crypto --bench crypto` (add `-- --quick` for 256 MiB / 100k).
+#![allow(clippy::unwrap_used)] // a benchmark stops loudly on any failure
 
 use airbloc_crypto::{
     Dek,

@@ -1,6 +1,7 @@
 //! The crypto formats on their own: the streaming envelope and every way it can be damaged,
 //! one-shot sealing, Merkle tree input checks and forged proofs, canonical records. (Interop with
 //! other implementations and with the deployed contracts is tested in airbloc-node.)
+#![allow(clippy::unwrap_used)] // a test stops loudly on any failure
 
 use airbloc_crypto::{
     Dek,

@@ -1,6 +1,6 @@
 //! Integration tests of airbloc-node: one binary, one module per concern.
 //! Real anvil, real files, and the real `airblocd` binary where a process must run or die.
-
+#![allow(clippy::unwrap_used)] // a test stops loudly on any failure
 #![allow(unreachable_pub)]
 
 mod anvil;
