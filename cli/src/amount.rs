@@ -119,6 +119,7 @@ pub(crate) fn format_token(value: U256, decimals: u8, symbol: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -160,6 +160,7 @@ pub(crate) fn output(json: bool, value: serde_json::Value, human: impl FnOnce())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn a_grpc_endpoint_without_scheme_is_http() {

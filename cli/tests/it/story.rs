@@ -332,8 +332,11 @@ fn the_whole_story_through_the_cli() {
     // Ingest: NDJSON (by identity and by user id; one line off schema, one not JSON) and CSV.
     let mut ndjson = String::new();
     for i in 0..40 {
-        let who =
-            if i % 2 == 0 { format!(r#""identity":"alice@example.com""#) } else { format!(r#""user_id":"{bob_id}""#) };
+        let who = if i % 2 == 0 {
+            r#""identity":"alice@example.com""#.to_owned()
+        } else {
+            format!(r#""user_id":"{bob_id}""#)
+        };
         ndjson.push_str(&format!(
             "{{{who},\"collected_at_ms\":{},\"payload\":{{\"steps\":{i}}}}}\n",
             1_700_000_000_000u64 + i

@@ -244,7 +244,7 @@ fn records_encode_canonically() {
     let mut bad = bytes.clone();
     bad[0] = 2;
     assert_eq!(Record::decode(&bad), Err(RecordError::UnsupportedVersion(2)));
-    let mut bad = bytes.clone();
+    let mut bad = bytes;
     bad.push(0);
     assert!(matches!(Record::decode(&bad), Err(RecordError::LengthMismatch { .. })));
 }

@@ -224,6 +224,7 @@ pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -38,6 +38,7 @@ pub fn check_environment(vars: impl IntoIterator<Item = (OsString, OsString)>) -
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -123,6 +123,7 @@ pub fn load_or_create(path: &Path, password: &str, create: bool) -> Result<(Node
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

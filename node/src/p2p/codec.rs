@@ -88,6 +88,7 @@ impl libp2p::request_response::Codec for ProtoCodec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use futures::io::Cursor;

@@ -54,6 +54,7 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -85,6 +85,7 @@ pub enum PublishError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

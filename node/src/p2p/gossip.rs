@@ -305,6 +305,7 @@ fn fresh(issued_at: u64) -> Result<(), Verdict> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -547,6 +547,7 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

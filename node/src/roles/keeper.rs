@@ -519,6 +519,7 @@ async fn write_consents(backend: &Backend, batch: &[ConsentJob]) -> Result<(Stri
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -138,6 +138,7 @@ pub(super) fn decode_key<T: Table>(key: &[u8]) -> Result<T::Key, StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -82,6 +82,7 @@ impl fmt::Debug for PeerId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
